@@ -1,0 +1,64 @@
+"""System checks: `manage.py check` names any setting lookout_xero cannot work with."""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from . import conf
+
+
+@checks.register()
+def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    for setting in ("LOOKOUT_XERO_ORGANISATION_MODEL", "LOOKOUT_XERO_FUNDER_MODEL"):
+        label = getattr(settings, setting, "")
+        try:
+            apps.get_model(label)
+        except (LookupError, ValueError):
+            errors.append(
+                checks.Error(
+                    f"{setting} = {label!r} is not an installed model.", id="lookout_xero.E001"
+                )
+            )
+    unknown = set(getattr(settings, "LOOKOUT_XERO", {})) - set(conf.DEFAULTS)
+    if unknown:
+        errors.append(
+            checks.Error(
+                f"LOOKOUT_XERO has unknown keys: {', '.join(sorted(unknown))}.",
+                hint=f"Known keys: {', '.join(sorted(conf.DEFAULTS))}.",
+                id="lookout_xero.E002",
+            )
+        )
+    for name in ("TOKEN_URL", "API_URL"):
+        try:
+            conf.token_url() if name == "TOKEN_URL" else conf.api_url()
+        except ImproperlyConfigured as exc:
+            errors.append(checks.Error(str(exc), id="lookout_xero.E003"))
+    try:
+        import_string(conf.get("MAPPING"))
+    except ImportError as exc:
+        errors.append(
+            checks.Error(
+                f"LOOKOUT_XERO['MAPPING'] cannot be imported: {exc}", id="lookout_xero.E004"
+            )
+        )
+    if not 1 <= int(conf.get("BATCH_SIZE")) <= 100:
+        errors.append(
+            checks.Error(
+                "LOOKOUT_XERO['BATCH_SIZE'] must be 1 to 100 (Xero advises 50).",
+                id="lookout_xero.E005",
+            )
+        )
+    if not getattr(settings, "FERNET_KEYS", None):
+        errors.append(
+            checks.Warning(
+                "FERNET_KEYS is not set: Xero credentials are encrypted with a key derived "
+                "from SECRET_KEY.",
+                id="lookout_xero.W001",
+            )
+        )
+    return errors

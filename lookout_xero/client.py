@@ -1,0 +1,411 @@
+"""The only code that speaks HTTP to Xero. Returns plain data; knows nothing of the ORM.
+
+One `XeroClient` serves one custom connection. Custom connections have no refresh token: when the
+30-minute token is about to expire, or Xero answers 401, the client asks for a new one with the
+same client-credentials grant, and hands it to `on_new_token` so every worker can share it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
+
+import requests
+from oauthlib.oauth2 import BackendApplicationClient
+from requests_oauthlib import OAuth2Session
+
+from . import __version__, conf
+from .exceptions import (
+    XeroAuthError,
+    XeroError,
+    XeroForbiddenError,
+    XeroNotFoundError,
+    XeroRateLimitError,
+    XeroScopeError,
+    XeroServerError,
+    XeroTransportError,
+    XeroValidationError,
+)
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = f"lookout-xero/{__version__}"
+CONTACTS_PATH = "/api.xro/2.0/Contacts"
+CONNECTIONS_PATH = "/connections"
+# Ask for a new token this long before the old one expires (Xero's own SDK uses 60 s).
+TOKEN_EXPIRY_MARGIN = timedelta(seconds=60)
+EXCERPT_LENGTH = 300
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    client_secret: str = field(repr=False)
+    scope: str = ""
+
+
+@dataclass(frozen=True)
+class Token:
+    access_token: str = field(repr=False)
+    expires_at: datetime
+
+    def is_fresh(self, now: datetime | None = None) -> bool:
+        now = now or datetime.now(UTC)
+        return bool(self.access_token) and self.expires_at - TOKEN_EXPIRY_MARGIN > now
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """What Xero said was left, from the last tenant response's headers."""
+
+    minute_remaining: int | None = None
+    day_remaining: int | None = None
+    app_minute_remaining: int | None = None
+
+
+@dataclass(frozen=True)
+class XeroTenant:
+    tenant_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class XeroContact:
+    """The fields of an existing Xero contact that matching needs."""
+
+    contact_id: str
+    name: str
+    email: str
+    contact_number: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """Xero's answer for one element of a batch (summarizeErrors=false)."""
+
+    ok: bool
+    contact_id: str
+    status: str
+    messages: list[str]
+    warnings: list[str]
+
+
+class XeroClient:
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        token: Token | None = None,
+        on_new_token: Callable[[Token], None] | None = None,
+        session: requests.Session | None = None,
+        token_url: str | None = None,
+        api_url: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.token = token
+        self.on_new_token = on_new_token
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.token_url = token_url or conf.token_url()
+        self.api_url = (api_url or conf.api_url()).rstrip("/")
+        self.timeout = timeout if timeout is not None else conf.get("HTTP_TIMEOUT")
+        self.limits = RateLimits()
+
+    # --- token -----------------------------------------------------------------------------
+
+    def fetch_token(self) -> Token:
+        """Ask Xero for a new access token (client-credentials grant)."""
+        scope = self.credentials.scope.split() or None
+        oauth = OAuth2Session(
+            client=BackendApplicationClient(client_id=self.credentials.client_id, scope=scope)
+        )
+        oauth.headers["User-Agent"] = USER_AGENT
+        oauth.register_compliance_hook("access_token_response", _raise_for_token_response)
+        if self.token_url.startswith("http://"):
+            # conf only lets plain http through for loopback (the fake Xero); oauthlib refuses
+            # it unless told, and reads this at call time.
+            os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+        try:
+            raw = oauth.fetch_token(
+                token_url=self.token_url,
+                client_id=self.credentials.client_id,
+                client_secret=self.credentials.client_secret,
+                include_client_id=True,
+                timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            if isinstance(exc, XeroError):
+                raise
+            raise _transport_error(exc, "asking Xero for a token") from None
+        except XeroError:
+            raise
+        except Exception as exc:  # oauthlib's parse errors: malformed answer from the token URL
+            raise XeroServerError(
+                f"Xero's token endpoint gave an answer that is not a token ({type(exc).__name__})"
+            ) from None
+        expires_in = int(raw.get("expires_in") or 1800)
+        self.token = Token(raw["access_token"], datetime.now(UTC) + timedelta(seconds=expires_in))
+        if self.on_new_token:
+            self.on_new_token(self.token)
+        return self.token
+
+    def _bearer(self) -> str:
+        if not (self.token and self.token.is_fresh()):
+            self.fetch_token()
+        return f"Bearer {self.token.access_token}"
+
+    # --- calls -----------------------------------------------------------------------------
+
+    def get_tenants(self) -> list[XeroTenant]:
+        """GET /connections: the Xero organisation(s) this token may reach."""
+        data = self._request("GET", CONNECTIONS_PATH).json()
+        return [XeroTenant(item.get("tenantId", ""), item.get("tenantName") or "") for item in data]
+
+    def list_contacts(
+        self, *, page: int, page_size: int, include_archived: bool = True, where: str = ""
+    ) -> list[XeroContact]:
+        params: dict[str, str | int] = {"page": page, "pageSize": page_size}
+        if include_archived:
+            params["includeArchived"] = "true"
+        if where:
+            params["where"] = where
+        data = self._request("GET", CONTACTS_PATH, params=params).json()
+        return [_contact(item) for item in data.get("Contacts") or []]
+
+    def iter_contacts(
+        self, *, page_size: int, include_archived: bool = True
+    ) -> Iterator[XeroContact]:
+        """Every contact of the organisation, page by page."""
+        page = 1
+        while True:
+            contacts = self.list_contacts(
+                page=page, page_size=page_size, include_archived=include_archived
+            )
+            yield from contacts
+            if len(contacts) < page_size:
+                return
+            page += 1
+
+    def find_contacts(self, *, numbers=(), emails=(), names=()) -> list[XeroContact]:
+        """Contacts (archived included) whose ContactNumber, e-mail or name is one of these."""
+        clauses = [f"ContactNumber=={_quote(v)}" for v in numbers if v]
+        clauses += [f"EmailAddress=={_quote(v)}" for v in emails if v]
+        clauses += [f"Name=={_quote(v)}" for v in names if v]
+        if not clauses:
+            return []
+        return self.list_contacts(page=1, page_size=1000, where=" || ".join(clauses))
+
+    def save_contacts(self, payloads: list[dict], *, idempotency_key: str) -> list[ItemResult]:
+        """POST /Contacts?summarizeErrors=false: create or update up to a batch of contacts.
+
+        Per-item validation errors come back as data; only whole-request failures raise.
+        """
+        response = self._request(
+            "POST",
+            CONTACTS_PATH,
+            params={"summarizeErrors": "false"},
+            json={"Contacts": payloads},
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        items = response.json().get("Contacts") or []
+        if len(items) != len(payloads):
+            raise XeroServerError(
+                f"Xero answered {len(items)} contacts for a batch of {len(payloads)}",
+                status_code=response.status_code,
+                correlation_id=_correlation_id(response),
+            )
+        return [_item_result(item) for item in items]
+
+    def _request(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
+        for attempt in (1, 2):
+            headers["Authorization"] = self._bearer()
+            try:
+                response = self.session.request(
+                    method, self.api_url + path, headers=headers, timeout=self.timeout, **kwargs
+                )
+            except requests.RequestException as exc:
+                raise _transport_error(exc, f"calling Xero ({method} {path})") from None
+            if path != CONNECTIONS_PATH:
+                self._remember_limits(response)
+            if response.status_code == 401 and attempt == 1:
+                # The shared token may have been revoked or expired early: one new token, once.
+                logger.info("Xero answered 401; fetching a new token and retrying once")
+                self.token = None
+                continue
+            error = classify_response(response)
+            if error:
+                raise error
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _remember_limits(self, response: requests.Response) -> None:
+        def header_int(name: str) -> int | None:
+            try:
+                return int(response.headers[name])
+            except (KeyError, ValueError):
+                return None
+
+        minute = header_int("X-MinLimit-Remaining")
+        day = header_int("X-DayLimit-Remaining")
+        if minute is not None or day is not None:
+            self.limits = RateLimits(minute, day, header_int("X-AppMinLimit-Remaining"))
+
+
+# --- classification: the one place that decides what an answer means --------------------------
+
+
+def classify_response(response: requests.Response) -> XeroError | None:
+    """The exception a Xero response stands for, or None for success."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return None
+    context = {
+        "status_code": status,
+        "correlation_id": _correlation_id(response),
+        "body_excerpt": _excerpt(response),
+    }
+    body = _json_or_none(response)
+    if status == 429:
+        limit = (response.headers.get("X-Rate-Limit-Problem") or "unknown").strip().lower()
+        return XeroRateLimitError(
+            f"Xero's {limit} rate limit was reached",
+            retry_after=_retry_after(response),
+            limit=limit,
+            **context,
+        )
+    if status == 400 and isinstance(body, dict) and "error" in body:
+        return _oauth_error(str(body.get("error")), context)
+    if status == 400:
+        if isinstance(body, dict):
+            elements = body.get("Elements") or []
+            messages = [m for element in elements for m in _messages(element)]
+            message = "; ".join(messages) or body.get("Message") or "Xero refused the request"
+            return XeroValidationError(message, elements=elements, **context)
+        return XeroValidationError(_excerpt(response) or "Xero refused the request", **context)
+    if status == 401:
+        if isinstance(body, dict) and "error" in body:
+            return _oauth_error(str(body.get("error")), context)
+        detail = body.get("Detail") if isinstance(body, dict) else ""
+        return XeroAuthError(
+            f"Xero did not accept the access token. {detail or ''}".strip(), **context
+        )
+    if status == 403:
+        return XeroForbiddenError(
+            "Xero refused access: the custom connection may have been revoked, the organisation "
+            "disconnected, or the scope does not cover contacts",
+            **context,
+        )
+    if status == 404:
+        return XeroNotFoundError("Xero could not find that resource", **context)
+    if status == 503 and "oauth_problem=rate" in response.text.replace("%20", " ").replace(
+        "+", " "
+    ):
+        # Xero's legacy way of saying "rate limit": a form-encoded 503.
+        return XeroRateLimitError(
+            "Xero's rate limit was reached",
+            retry_after=_retry_after(response),
+            limit="legacy",
+            **context,
+        )
+    if status >= 500:
+        return XeroServerError(f"Xero is unavailable or failed ({status})", **context)
+    return XeroError(f"Xero answered HTTP {status}", **context)
+
+
+def _raise_for_token_response(response: requests.Response) -> requests.Response:
+    """requests-oauthlib hook: classify a failed token answer before oauthlib parses it."""
+    error = classify_response(response)
+    if error:
+        raise error
+    return response
+
+
+def _oauth_error(code: str, context: dict) -> XeroError:
+    if code == "invalid_scope":
+        return XeroScopeError(
+            "Xero refused the scope: this custom connection does not allow the scope asked for "
+            "(newer connections need the Scope field left empty)",
+            **context,
+        )
+    if code == "invalid_client":
+        return XeroAuthError(
+            "Xero refused the Client ID or Client Secret (invalid_client): check them in the "
+            "customer's Xero developer portal, or generate a new secret",
+            **context,
+        )
+    return XeroAuthError(f"Xero refused the token request ({code})", **context)
+
+
+def _transport_error(exc: requests.RequestException, doing: str) -> XeroTransportError:
+    kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
+    return XeroTransportError(f"Xero {kind} while {doing} ({type(exc).__name__})")
+
+
+def _retry_after(response: requests.Response) -> int | None:
+    try:
+        return max(0, int(float(response.headers["Retry-After"])))
+    except (KeyError, ValueError):
+        return None
+
+
+def _correlation_id(response: requests.Response) -> str:
+    return response.headers.get("Xero-Correlation-Id", "")
+
+
+def _json_or_none(response: requests.Response):
+    if "json" not in response.headers.get("Content-Type", "") and not response.text.startswith(
+        ("{", "[")
+    ):
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _excerpt(response: requests.Response) -> str:
+    text = response.text or ""
+    if "form-urlencoded" in response.headers.get("Content-Type", ""):
+        text = json.dumps({k: v[0] for k, v in parse_qs(text).items()})
+    return " ".join(text.split())[:EXCERPT_LENGTH]
+
+
+def _messages(item: dict) -> list[str]:
+    return [
+        str(e.get("Message", "")) for e in item.get("ValidationErrors") or [] if e.get("Message")
+    ]
+
+
+def _contact(item: dict) -> XeroContact:
+    return XeroContact(
+        contact_id=item.get("ContactID", ""),
+        name=item.get("Name") or "",
+        email=item.get("EmailAddress") or "",
+        contact_number=item.get("ContactNumber") or "",
+        status=item.get("ContactStatus") or "ACTIVE",
+    )
+
+
+def _item_result(item: dict) -> ItemResult:
+    messages = _messages(item)
+    ok = item.get("StatusAttributeString", "OK").upper() != "ERROR" and not messages
+    return ItemResult(
+        ok=ok,
+        contact_id=item.get("ContactID") or "",
+        status=item.get("ContactStatus") or "",
+        messages=messages,
+        warnings=[str(w.get("Message", "")) for w in item.get("Warnings") or []],
+    )
+
+
+def _quote(value: str) -> str:
+    """A string literal for Xero's `where` filter."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,199 @@
+"""Pure functions from a funder to the Xero Contact it should be. No ORM, no HTTP.
+
+The host project may replace `map_funder` (setting ``MAPPING``); whatever it returns still goes
+through `clean_contact`, which enforces Xero's field limits, so no replacement can send Xero
+something it would refuse for length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+
+# Xero's documented maximum lengths (FACTS.md §3, from the official OpenAPI description).
+CONTACT_LIMITS = {
+    "Name": 255,
+    "FirstName": 255,
+    "LastName": 255,
+    "EmailAddress": 255,
+    "ContactNumber": 50,
+    "AccountNumber": 50,
+    "TaxNumber": 50,
+    "CompanyNumber": 50,
+}
+PHONE_LIMITS = {"PhoneNumber": 50, "PhoneAreaCode": 10, "PhoneCountryCode": 20}
+ADDRESS_LIMITS = {
+    "AddressLine1": 500,
+    "AddressLine2": 500,
+    "AddressLine3": 500,
+    "AddressLine4": 500,
+    "City": 255,
+    "Region": 255,
+    "PostalCode": 50,
+    "Country": 50,
+    "AttentionTo": 255,
+}
+# Read-only in Xero's API: never sent, whatever a custom mapping returns.
+READ_ONLY_FIELDS = {"Website", "IsSupplier", "IsCustomer", "Balances", "UpdatedDateUTC", "Discount"}
+ACTIVE = "ACTIVE"
+ARCHIVED = "ARCHIVED"
+
+_email_validator = EmailValidator()
+
+
+@dataclass
+class CleanContact:
+    """A contact ready to send (without ContactID/ContactStatus), or the reason it cannot be."""
+
+    payload: dict
+    warnings: list[str] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.payload.get("Name", "")
+
+    @property
+    def email(self) -> str:
+        return self.payload.get("EmailAddress", "")
+
+
+def map_funder(funder) -> dict:
+    """The default mapping for the demo's Funder fields (a host can point MAPPING elsewhere)."""
+    name = funder.name.strip() or f"{funder.first_name} {funder.last_name}".strip()
+    return {
+        "Name": name,
+        "FirstName": funder.first_name,
+        "LastName": funder.last_name,
+        "EmailAddress": funder.email,
+        "TaxNumber": funder.tax_number,
+        "Phones": [
+            {"PhoneType": "DEFAULT", "PhoneNumber": funder.phone},
+            {"PhoneType": "MOBILE", "PhoneNumber": funder.mobile},
+        ],
+        "Addresses": [
+            {
+                "AddressType": "STREET",
+                "AddressLine1": funder.address_line1,
+                "AddressLine2": funder.address_line2,
+                "City": funder.city,
+                "Region": funder.region,
+                "PostalCode": funder.postal_code,
+                "Country": funder.country,
+            }
+        ],
+    }
+
+
+def contact_number(prefix: str, funder_pk) -> str:
+    """The stable Xero ContactNumber that identifies a funder (at most 50 characters)."""
+    number = f"{prefix}{funder_pk}"
+    if len(number) > CONTACT_LIMITS["ContactNumber"]:
+        raise ValueError(f"ContactNumber {number!r} is longer than 50 characters")
+    return number
+
+
+def clean_contact(raw: dict, *, number: str) -> CleanContact:
+    """Enforce Xero's limits on a mapped contact. Empty values stay, as "": they clear Xero."""
+    warnings: list[str] = []
+    payload: dict = {}
+    for key, value in raw.items():
+        if key in READ_ONLY_FIELDS or key in {"ContactID", "ContactStatus", "ContactNumber"}:
+            continue
+        if key == "Phones":
+            payload[key] = [
+                _clean_part(p, PHONE_LIMITS, f"Phone {p.get('PhoneType', '')}", warnings)
+                for p in value
+            ]
+        elif key == "Addresses":
+            payload[key] = [
+                _clean_part(a, ADDRESS_LIMITS, f"Address {a.get('AddressType', '')}", warnings)
+                for a in value
+            ]
+        elif isinstance(value, str) or value is None:
+            payload[key] = _clip(key, _text(value), CONTACT_LIMITS.get(key), warnings)
+        else:
+            payload[key] = value
+    payload["ContactNumber"] = number
+
+    email = payload.get("EmailAddress", "")
+    if email and not _is_valid_email(email):
+        # Dropped, not cleared: Xero keeps whatever address it had rather than losing it.
+        warnings.append(f"E-mail address {email!r} is not valid for Xero; it was not sent.")
+        del payload["EmailAddress"]
+
+    if not payload.get("Name"):
+        return CleanContact(
+            payload, warnings, error="The funder has no name, and Xero requires one."
+        )
+    return CleanContact(payload, warnings)
+
+
+def with_identity(payload: dict, *, contact_id: str = "", status: str = ACTIVE) -> dict:
+    """The payload as sent: updates always carry the ContactID, never rely on ContactNumber."""
+    sent = dict(payload)
+    if contact_id:
+        sent["ContactID"] = contact_id
+    sent["ContactStatus"] = status
+    return sent
+
+
+def without_blanks(payload: dict) -> dict:
+    """Only the values Lookout has: a first push to a found contact fills, never blanks."""
+    kept: dict = {}
+    for key, value in payload.items():
+        if isinstance(value, list):
+            parts = [
+                part
+                for part in (without_blanks(p) for p in value)
+                if any(v for k, v in part.items() if k not in {"PhoneType", "AddressType"})
+            ]
+            if parts:
+                kept[key] = parts
+        elif value not in ("", None):
+            kept[key] = value
+    return kept
+
+
+def archive_payload(contact_id: str) -> dict:
+    return {"ContactID": contact_id, "ContactStatus": ARCHIVED}
+
+
+def payload_hash(payload: dict) -> str:
+    """A stable fingerprint of what was sent, to skip saves that change nothing Xero sees."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _clean_part(part: dict, limits: dict, label: str, warnings: list[str]) -> dict:
+    return {
+        key: _clip(f"{label} {key}", _text(value), limits.get(key), warnings)
+        if isinstance(value, str) or value is None
+        else value
+        for key, value in part.items()
+    }
+
+
+def _clip(label: str, value: str, limit: int | None, warnings: list[str]) -> str:
+    if limit and len(value) > limit:
+        warnings.append(f"{label} was {len(value)} characters; Xero allows {limit}, so it was cut.")
+        return value[:limit].rstrip()
+    return value
+
+
+def _text(value) -> str:
+    return " ".join(str(value or "").split())
+
+
+def _is_valid_email(value: str) -> bool:
+    if not value.isascii():  # Xero: "umlauts not supported"
+        return False
+    try:
+        _email_validator(value)
+    except ValidationError:
+        return False
+    return True

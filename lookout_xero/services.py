@@ -1,0 +1,863 @@
+"""The sync: the only place where the ORM meets the Xero client.
+
+Flow: a funder save queues an outbox row (`queue_funder`); `drain` takes the organisation's lease
+and pushes pending funders in batches; enabling a connection plans a full sync (`run_full_sync`)
+that links funders to contacts already in Xero and queues everything in scope.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from itertools import islice
+
+from django.db import transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from . import conf, mapping
+from .client import Credentials, ItemResult, Token, XeroClient
+from .exceptions import (
+    XeroAuthError,
+    XeroError,
+    XeroForbiddenError,
+    XeroRateLimitError,
+    XeroScopeError,
+    XeroValidationError,
+)
+from .matching import ContactIndex, Match
+from .models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
+
+logger = logging.getLogger(__name__)
+
+Outcome = SyncLog.Outcome
+NAME_CLASH = "already assigned to another contact"
+# How many unlinked funders one `where` look-up asks about (keeps the URL short).
+LOOKUP_CHUNK = 10
+PLAN_CHUNK = 500
+
+
+class StopDrain(Exception):
+    """End this drain now; the connection's state says why (error, pause)."""
+
+
+class RetryLater(Exception):
+    """The work should run again after `seconds` (rate limit or a passing outage)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry in {seconds:.0f}s")
+        self.seconds = seconds
+
+
+# --- scope: which funders belong in Xero ------------------------------------------------------
+
+
+def is_membership(funder) -> bool:
+    return getattr(funder, conf.get("MEMBERSHIP_FIELD")) == conf.get("MEMBERSHIP_VALUE")
+
+
+def is_archived(funder) -> bool:
+    return bool(getattr(funder, conf.get("ARCHIVED_FIELD")))
+
+
+def organisation_id_of(funder):
+    return getattr(funder, conf.get("ORGANISATION_FIELD") + "_id")
+
+
+def funders_of(connection: XeroConnection):
+    return conf.funder_model().objects.filter(
+        **{conf.get("ORGANISATION_FIELD") + "_id": connection.organisation_id}
+    )
+
+
+def in_scope_funders(connection: XeroConnection):
+    """Unarchived membership funders of the connection's organisation, and no one else's."""
+    return funders_of(connection).filter(
+        **{
+            conf.get("MEMBERSHIP_FIELD"): conf.get("MEMBERSHIP_VALUE"),
+            conf.get("ARCHIVED_FIELD"): False,
+        }
+    )
+
+
+# --- the switch ---------------------------------------------------------------------------------
+
+
+def before_connection_save(connection: XeroConnection) -> None:
+    """Note what this save changes, so `after_connection_save` can act on it."""
+    previous = XeroConnection.objects.filter(pk=connection.pk).first() if connection.pk else None
+    credentials_changed = previous is None or (
+        (previous.client_id, previous.client_secret, previous.scope)
+        != (connection.client_id, connection.client_secret, connection.scope)
+    )
+    if previous is None or previous.client_secret != connection.client_secret:
+        connection.client_secret_set_at = timezone.now()
+    if credentials_changed and previous is not None:
+        # New credentials: the old token and the old verdict on them no longer hold.
+        connection.access_token = ""
+        connection.access_token_expires_at = None
+        _clear_error(connection)
+    connection._lx_enabling = connection.enabled and not (previous and previous.enabled)
+    connection._lx_disabling = bool(previous and previous.enabled and not connection.enabled)
+    connection._lx_credentials_changed = credentials_changed and previous is not None
+
+
+def after_connection_save(connection: XeroConnection) -> None:
+    if connection._lx_enabling:
+        start_full_sync(connection, trigger=SyncRun.Trigger.ENABLED)
+    elif connection._lx_disabling:
+        stop_syncing(connection)
+    elif connection._lx_credentials_changed and connection.enabled:
+        # Fixed credentials resume the work that was waiting for them.
+        last_run = connection.runs.first()
+        if last_run and last_run.status == SyncRun.Status.FAILED:
+            start_full_sync(connection, trigger=SyncRun.Trigger.MANUAL)
+        else:
+            enqueue_drain_on_commit(connection.pk)
+
+
+def start_full_sync(connection: XeroConnection, *, trigger: str) -> SyncRun:
+    """Record a full sync and start it once the surrounding transaction commits."""
+    connection.runs.filter(status__in=[SyncRun.Status.PENDING, SyncRun.Status.RUNNING]).update(
+        status=SyncRun.Status.CANCELLED,
+        finished_at=timezone.now(),
+        message="Replaced by a new run.",
+    )
+    run = SyncRun.objects.create(connection=connection, trigger=trigger)
+    transaction.on_commit(lambda: _send("start_full_sync", run.pk))
+    return run
+
+
+def stop_syncing(connection: XeroConnection) -> None:
+    """Disabled: drop what was waiting (the next enable syncs everything) and end any run."""
+    OutboxEntry.objects.filter(connection=connection).delete()
+    connection.runs.filter(status__in=[SyncRun.Status.PENDING, SyncRun.Status.RUNNING]).update(
+        status=SyncRun.Status.CANCELLED, finished_at=timezone.now(), message="Sync was disabled."
+    )
+
+
+# --- the outbox -------------------------------------------------------------------------------
+
+
+def queue_funder(connection_id: int, funder_id) -> None:
+    """Upsert the funder's outbox row: a hundred saves of one funder are one pending push."""
+    now = timezone.now()
+    updated = OutboxEntry.objects.filter(connection_id=connection_id, funder_id=funder_id).update(
+        version=F("version") + 1, due_at=now, attempts=0, last_error=""
+    )
+    if not updated:
+        try:
+            with transaction.atomic():
+                OutboxEntry.objects.create(
+                    connection_id=connection_id, funder_id=funder_id, due_at=now
+                )
+        except Exception:  # a concurrent save created it first
+            OutboxEntry.objects.filter(connection_id=connection_id, funder_id=funder_id).update(
+                version=F("version") + 1, due_at=now, attempts=0
+            )
+
+
+class _DrainOnCommit:
+    """An on-commit callback that knows its connection, so one transaction enqueues one drain."""
+
+    def __init__(self, connection_id: int) -> None:
+        self.connection_id = connection_id
+
+    def __call__(self) -> None:
+        _send("drain_outbox", self.connection_id)
+
+
+def enqueue_drain_on_commit(connection_id: int) -> None:
+    db = transaction.get_connection()
+    # Django drops a rolled-back block's callbacks from this list, so the check stays right.
+    for _sids, func, _robust in db.run_on_commit:
+        if isinstance(func, _DrainOnCommit) and func.connection_id == connection_id:
+            return
+    transaction.on_commit(_DrainOnCommit(connection_id))
+
+
+def _send(task_name: str, *args, countdown: float | None = None) -> None:
+    """Enqueue a task; a broker outage is logged, not raised: the outbox sweep catches up."""
+    from . import tasks
+
+    try:
+        getattr(tasks, task_name).apply_async(args=args, countdown=countdown)
+    except Exception as exc:
+        logger.warning("Could not enqueue %s%s (%s); the sweep will retry", task_name, args, exc)
+
+
+# --- Xero client for a connection -------------------------------------------------------------
+
+
+def client_for(connection: XeroConnection) -> XeroClient:
+    token = None
+    if connection.access_token and connection.access_token_expires_at:
+        token = Token(connection.access_token, connection.access_token_expires_at)
+
+    def store(new: Token) -> None:
+        XeroConnection.objects.filter(pk=connection.pk).update(
+            access_token=new.access_token, access_token_expires_at=new.expires_at
+        )
+        connection.access_token, connection.access_token_expires_at = (
+            new.access_token,
+            new.expires_at,
+        )
+
+    return XeroClient(
+        Credentials(connection.client_id, connection.client_secret, connection.scope.strip()),
+        token=token,
+        on_new_token=store,
+    )
+
+
+def _remember_limits(connection: XeroConnection, client: XeroClient) -> None:
+    limits = client.limits
+    if limits.minute_remaining is None and limits.day_remaining is None:
+        return
+    XeroConnection.objects.filter(pk=connection.pk).update(
+        min_limit_remaining=limits.minute_remaining,
+        day_limit_remaining=limits.day_remaining,
+        limits_seen_at=timezone.now(),
+    )
+
+
+def _clear_error(connection: XeroConnection) -> None:
+    connection.state = XeroConnection.State.OK
+    connection.error_code = ""
+    connection.error_message = ""
+
+
+def record_connection_error(
+    connection: XeroConnection, exc: XeroError, run: SyncRun | None = None
+) -> None:
+    """Credentials refused or access revoked: a person must act, so stop and say why."""
+    if isinstance(exc, XeroScopeError):
+        code = "invalid_scope"
+    elif isinstance(exc, XeroForbiddenError):
+        code = "forbidden"
+    elif "invalid_client" in str(exc):
+        code = "invalid_client"
+    else:
+        code = "unauthorized"
+    XeroConnection.objects.filter(pk=connection.pk).update(
+        state=XeroConnection.State.ERROR,
+        error_code=code,
+        error_message=str(exc),
+        access_token="",
+        access_token_expires_at=None,
+    )
+    _log(
+        connection, Outcome.CONNECTION_ERROR, run=run, message=str(exc), http_status=exc.status_code
+    )
+    if run:
+        _finish_run(run, SyncRun.Status.FAILED, message=str(exc))
+
+
+def _pause_for_day_limit(connection: XeroConnection, exc: XeroRateLimitError, run=None) -> None:
+    until = timezone.now() + timedelta(seconds=exc.retry_after or 3600)
+    XeroConnection.objects.filter(pk=connection.pk).update(paused_until=until)
+    _log(
+        connection,
+        Outcome.PAUSED,
+        run=run,
+        http_status=429,
+        message=f"Xero's daily call limit is used up; sync resumes at {until:%Y-%m-%d %H:%M} UTC.",
+    )
+
+
+# --- full sync --------------------------------------------------------------------------------
+
+
+def run_full_sync(run_id: int) -> None:
+    """Link in-scope funders to existing Xero contacts and queue them all for pushing."""
+    run = SyncRun.objects.select_related("connection").filter(pk=run_id).first()
+    if run is None or run.status not in (SyncRun.Status.PENDING, SyncRun.Status.RUNNING):
+        return
+    connection = run.connection
+    if not connection.enabled:
+        _finish_run(run, SyncRun.Status.CANCELLED, message="Sync was disabled.")
+        return
+    if connection.state == XeroConnection.State.ERROR or connection.is_paused:
+        return  # the sweep starts it again once the connection is usable
+    SyncRun.objects.filter(pk=run.pk).update(
+        status=SyncRun.Status.RUNNING, started_at=run.started_at or timezone.now()
+    )
+    client = client_for(connection)
+    try:
+        index = ContactIndex(client.iter_contacts(page_size=conf.get("PAGE_SIZE")))
+    except (XeroAuthError, XeroForbiddenError) as exc:
+        record_connection_error(connection, exc, run)
+        return
+    except XeroRateLimitError as exc:
+        if exc.limit == "day":
+            _pause_for_day_limit(connection, exc, run)
+            return
+        raise RetryLater(exc.retry_after or 60) from None
+    finally:
+        _remember_limits(connection, client)
+
+    funders = in_scope_funders(connection).order_by("pk")
+    SyncRun.objects.filter(pk=run.pk).update(in_scope=funders.count())
+    claimed = set(
+        XeroContactLink.objects.filter(connection=connection)
+        .exclude(xero_contact_id="")
+        .values_list("xero_contact_id", flat=True)
+    )
+    queued = 0
+    iterator = funders.iterator(chunk_size=PLAN_CHUNK)
+    while chunk := list(islice(iterator, PLAN_CHUNK)):
+        # Disabling takes effect between chunks, even in the middle of a full sync.
+        if not XeroConnection.objects.filter(pk=connection.pk, enabled=True).exists():
+            return
+        queued += _plan_chunk(connection, run, chunk, index, claimed)
+    if queued:
+        enqueue_drain_on_commit(connection.pk)
+    else:
+        _complete_run_if_done(run.pk)
+
+
+def _plan_chunk(connection, run, funders, index: ContactIndex, claimed: set[str]) -> int:
+    links = {
+        link.funder_id: link
+        for link in XeroContactLink.objects.filter(connection=connection, funder__in=funders)
+    }
+    number_prefix = conf.get("CONTACT_NUMBER_PREFIX")
+    map_raw = conf.mapping_function()
+    to_queue = []
+    for funder in funders:
+        link = links.get(funder.pk) or XeroContactLink(connection=connection, funder=funder)
+        if link.state == XeroContactLink.State.IGNORED:
+            continue
+        if link.xero_contact_id and link.xero_contact_id not in index.by_id:
+            # The contact is gone from Xero (merged or removed): find or create it afresh.
+            claimed.discard(link.xero_contact_id)
+            link.xero_contact_id, link.payload_hash, link.matched_by = "", "", ""
+            link.save()
+        if not link.xero_contact_id:
+            clean = mapping.clean_contact(
+                map_raw(funder), number=mapping.contact_number(number_prefix, funder.pk)
+            )
+            found = index.match(
+                number=clean.payload["ContactNumber"],
+                email=clean.email,
+                name=clean.name,
+                claimed=claimed,
+            )
+            if found.conflict:
+                _record_conflict(connection, run, funder, link, found)
+                continue
+            if found.contact:
+                _link(link, found)
+                claimed.add(found.contact.contact_id)
+        to_queue.append(funder.pk)
+    now = timezone.now()
+    OutboxEntry.objects.bulk_create(
+        [
+            OutboxEntry(connection=connection, funder_id=pk, run=run, due_at=now, looked_up=True)
+            for pk in to_queue
+        ],
+        update_conflicts=True,
+        unique_fields=["connection", "funder"],
+        update_fields=["run", "due_at", "looked_up", "attempts"],
+    )
+    return len(to_queue)
+
+
+def _link(link: XeroContactLink, found: Match) -> None:
+    link.xero_contact_id = found.contact.contact_id
+    link.xero_contact_status = found.contact.status
+    link.matched_by = found.rule
+    link.payload_hash = ""
+    link.state = XeroContactLink.State.PENDING
+    link.conflict_candidates = []
+    link.last_error = ""
+    link.save()
+
+
+def _record_conflict(connection, run, funder, link: XeroContactLink, found: Match) -> None:
+    link.state = XeroContactLink.State.CONFLICT
+    link.last_error = found.conflict
+    link.conflict_candidates = [
+        {"contact_id": c.contact_id, "name": c.name, "email": c.email, "status": c.status}
+        for c in found.candidates
+    ]
+    link.save()
+    _log(connection, Outcome.CONFLICT, run=run, funder=funder, message=found.conflict)
+    if run:
+        SyncRun.objects.filter(pk=run.pk).update(conflicts=F("conflicts") + 1)
+
+
+# --- drain: push pending funders --------------------------------------------------------------
+
+
+def drain(connection_id: int) -> float | None:
+    """Push this organisation's pending funders. Returns seconds until more work is due, if any.
+
+    Only one drain per organisation runs at a time, across all workers and machines.
+    """
+    lease = _acquire_lease(connection_id)
+    if lease is None:
+        return None  # another worker is draining; it loops until the outbox is empty
+    try:
+        wait = _drain_batches(connection_id, lease)
+    finally:
+        XeroConnection.objects.filter(pk=connection_id, lease_token=lease).update(
+            lease_token="", lease_expires_at=None
+        )
+    if wait is None:
+        # A funder queued while we held the lease had its own drain turned away: pick it up.
+        wait = next_due_in(connection_id)
+    return wait
+
+
+def next_due_in(connection_id: int) -> float | None:
+    connection = XeroConnection.objects.filter(pk=connection_id).first()
+    if not connection or not connection.enabled or connection.state == XeroConnection.State.ERROR:
+        return None
+    due = OutboxEntry.objects.filter(connection_id=connection_id).aggregate(due=Min("due_at"))[
+        "due"
+    ]
+    if due is None:
+        return None
+    if connection.is_paused:
+        return None  # the sweep resumes it after the pause
+    return max(0.0, (due - timezone.now()).total_seconds())
+
+
+def _acquire_lease(connection_id: int) -> str | None:
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    taken = (
+        XeroConnection.objects.filter(pk=connection_id)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .update(
+            lease_token=token, lease_expires_at=now + timedelta(seconds=conf.get("LEASE_SECONDS"))
+        )
+    )
+    return token if taken else None
+
+
+def _drain_batches(connection_id: int, lease: str) -> float | None:
+    client = None
+    while True:
+        connection = XeroConnection.objects.filter(pk=connection_id, lease_token=lease).first()
+        if connection is None:
+            return None  # lease lost (expired and taken): the new holder carries on
+        if not connection.enabled:
+            OutboxEntry.objects.filter(connection=connection).delete()
+            return None
+        if connection.state == XeroConnection.State.ERROR or connection.is_paused:
+            return None
+        entries = list(
+            OutboxEntry.objects.filter(connection=connection, due_at__lte=timezone.now()).order_by(
+                "due_at", "pk"
+            )[: conf.get("BATCH_SIZE")]
+        )
+        if not entries:
+            return None
+        XeroConnection.objects.filter(pk=connection_id, lease_token=lease).update(
+            lease_expires_at=timezone.now() + timedelta(seconds=conf.get("LEASE_SECONDS"))
+        )
+        client = client or client_for(connection)
+        try:
+            _push_batch(connection, client, entries)
+        except RetryLater as later:
+            return later.seconds
+        except StopDrain:
+            return None
+        finally:
+            _remember_limits(connection, client)
+        reserve = conf.get("MIN_LIMIT_RESERVE")
+        left = client.limits.minute_remaining
+        if left is not None and left <= reserve:
+            # Slow down before Xero has to say 429: spread what is left of this minute.
+            return 60.0 / (left + 1)
+
+
+@dataclass
+class _Item:
+    entry: OutboxEntry
+    funder: object
+    link: XeroContactLink
+    outcome: str = ""
+    clean: mapping.CleanContact | None = None
+    sent: dict = field(default_factory=dict)
+    sent_hash: str = ""
+
+
+def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[OutboxEntry]) -> None:
+    funders = {
+        f.pk: f for f in conf.funder_model().objects.filter(pk__in=[e.funder_id for e in entries])
+    }
+    links = {
+        link.funder_id: link
+        for link in XeroContactLink.objects.filter(
+            connection=connection, funder_id__in=[e.funder_id for e in entries]
+        )
+    }
+    number_prefix = conf.get("CONTACT_NUMBER_PREFIX")
+    map_raw = conf.mapping_function()
+    to_send: list[_Item] = []
+    to_look_up: list[_Item] = []
+    for entry in entries:
+        funder = funders.get(entry.funder_id)
+        if funder is None or organisation_id_of(funder) != connection.organisation_id:
+            _clear_entries([entry])  # deleted, or moved to another organisation
+            continue
+        item = _Item(
+            entry,
+            funder,
+            links.get(funder.pk) or XeroContactLink(connection=connection, funder=funder),
+        )
+        if item.link.state == XeroContactLink.State.IGNORED or not is_membership(funder):
+            _clear_entries([entry])  # out of scope: stop syncing, leave the Xero contact alone
+            continue
+        if is_archived(funder):
+            if (
+                conf.get("ARCHIVE_IN_XERO")
+                and item.link.xero_contact_id
+                and item.link.xero_contact_status != mapping.ARCHIVED
+            ):
+                item.outcome = Outcome.ARCHIVED
+                item.sent = mapping.archive_payload(item.link.xero_contact_id)
+                to_send.append(item)
+            else:
+                _clear_entries([entry])
+            continue
+        item.clean = mapping.clean_contact(
+            map_raw(funder), number=mapping.contact_number(number_prefix, funder.pk)
+        )
+        if item.clean.error:
+            _finish_item(connection, item, Outcome.FAILED, message=item.clean.error)
+            continue
+        if not item.link.xero_contact_id and (not entry.looked_up or entry.attempts):
+            to_look_up.append(item)
+        to_send.append(item)
+
+    if to_look_up:
+        to_send = _look_up_existing(connection, client, to_send, to_look_up)
+
+    batch: list[_Item] = []
+    for item in to_send:
+        if item.outcome != Outcome.ARCHIVED:
+            _prepare_upsert(item)
+        item.sent_hash = mapping.payload_hash(item.sent)
+        if (
+            item.sent_hash == item.link.payload_hash
+            and item.link.state == XeroContactLink.State.SYNCED
+        ):
+            _finish_item(connection, item, Outcome.UNCHANGED)
+        else:
+            batch.append(item)
+    if batch:
+        _send_batch(connection, client, batch)
+
+
+def _look_up_existing(
+    connection, client, to_send: list[_Item], to_look_up: list[_Item]
+) -> list[_Item]:
+    """Before creating, find contacts already in Xero (ours after a crash, or the bookkeeper's)."""
+    found = []
+    for start in range(0, len(to_look_up), LOOKUP_CHUNK):
+        chunk = to_look_up[start : start + LOOKUP_CHUNK]
+        try:
+            found += client.find_contacts(
+                numbers=[i.clean.payload["ContactNumber"] for i in chunk],
+                emails=[i.clean.email for i in chunk],
+                names=[i.clean.name for i in chunk],
+            )
+        except XeroError as exc:
+            _handle_request_error(connection, [i.entry for i in to_send], exc)
+            return []  # a permanent error: every entry was recorded as failed
+    index = ContactIndex(found)
+    claimed = set(
+        XeroContactLink.objects.filter(
+            connection=connection, xero_contact_id__in=list(index.by_id)
+        ).values_list("xero_contact_id", flat=True)
+    )
+    looked_up = {id(i) for i in to_look_up}
+    kept = []
+    for item in to_send:
+        if id(item) in looked_up:
+            match = index.match(
+                number=item.clean.payload["ContactNumber"],
+                email=item.clean.email,
+                name=item.clean.name,
+                claimed=claimed,
+            )
+            if match.conflict:
+                _record_conflict(connection, item.entry.run, item.funder, item.link, match)
+                _clear_entries([item.entry])
+                continue
+            if match.contact:
+                _link(item.link, match)
+                claimed.add(match.contact.contact_id)
+        kept.append(item)
+    return kept
+
+
+def _prepare_upsert(item: _Item) -> None:
+    link = item.link
+    payload = item.clean.payload
+    if not link.xero_contact_id:
+        item.outcome = Outcome.CREATED
+    elif link.matched_by not in ("", XeroContactLink.MatchedBy.CREATED) and not link.payload_hash:
+        # First push to a contact found in Xero: fill in what Lookout has, blank nothing.
+        item.outcome = Outcome.LINKED
+        payload = mapping.without_blanks(payload)
+    elif link.xero_contact_status == mapping.ARCHIVED:
+        item.outcome = Outcome.RESTORED
+    else:
+        item.outcome = Outcome.UPDATED
+    item.sent = mapping.with_identity(payload, contact_id=link.xero_contact_id)
+
+
+def _send_batch(connection: XeroConnection, client: XeroClient, batch: list[_Item]) -> None:
+    try:
+        results = client.save_contacts(
+            [i.sent for i in batch], idempotency_key=_idempotency_key(connection, batch)
+        )
+    except XeroValidationError as exc:
+        if len(batch) > 1:
+            # Xero refused the batch as a whole: send one by one so one bad funder blocks no one.
+            for item in batch:
+                _send_batch(connection, client, [item])
+            return
+        results = [ItemResult(False, "", "", [exc.message], [])]
+    except XeroError as exc:
+        _handle_request_error(connection, [i.entry for i in batch], exc)
+        return
+    for item, result in zip(batch, results, strict=True):
+        _apply_result(connection, item, result)
+
+
+def _idempotency_key(connection: XeroConnection, batch: list[_Item]) -> str:
+    """Same pending changes → same key, so a retry after a crash replays instead of duplicating.
+
+    The entries' versions are part of it: a later change with an identical body (A→B→A) is a
+    new request, not a replay of the first.
+    """
+    material = json.dumps(
+        [connection.pk, [(i.entry.funder_id, i.entry.version, i.sent) for i in batch]],
+        sort_keys=True,
+        default=str,
+    )
+    return "lx-" + hashlib.sha256(material.encode()).hexdigest()
+
+
+def _apply_result(connection: XeroConnection, item: _Item, result: ItemResult) -> None:
+    link = item.link
+    if result.ok:
+        if item.outcome == Outcome.CREATED:
+            link.matched_by = XeroContactLink.MatchedBy.CREATED
+        link.xero_contact_id = result.contact_id or link.xero_contact_id
+        link.xero_contact_status = result.status or item.sent.get("ContactStatus", mapping.ACTIVE)
+        link.payload_hash = item.sent_hash
+        link.state = XeroContactLink.State.SYNCED
+        link.last_error = ""
+        link.conflict_candidates = []
+        link.last_synced_at = timezone.now()
+        warnings = (item.clean.warnings if item.clean else []) + result.warnings
+        _finish_item(connection, item, item.outcome, http_status=200, warnings=warnings)
+        return
+    message = "; ".join(result.messages) or "Xero refused this contact without saying why."
+    outcome = Outcome.CONFLICT if NAME_CLASH in message else Outcome.FAILED
+    _finish_item(connection, item, outcome, http_status=200, message=message)
+
+
+def _finish_item(
+    connection, item: _Item, outcome: str, *, http_status=None, message="", warnings=()
+) -> None:
+    """Write the log row first (autocommit), then the link and the outbox in one transaction."""
+    link = item.link
+    _log(
+        connection,
+        outcome,
+        run=item.entry.run_id,
+        funder=item.funder,
+        contact_id=link.xero_contact_id,
+        http_status=http_status,
+        message=message,
+        warnings=list(warnings),
+    )
+    with transaction.atomic():
+        if outcome in (Outcome.FAILED, Outcome.CONFLICT):
+            link.state = (
+                XeroContactLink.State.CONFLICT
+                if outcome == Outcome.CONFLICT
+                else XeroContactLink.State.FAILED
+            )
+            link.last_error = message
+        if outcome != Outcome.UNCHANGED:
+            link.save()
+        _clear_entries([item.entry])
+    _count(item.entry.run_id, outcome)
+    if outcome not in (Outcome.FAILED, Outcome.CONFLICT):
+        XeroConnection.objects.filter(pk=connection.pk).update(last_synced_at=timezone.now())
+
+
+RUN_COUNTERS = {
+    Outcome.CREATED: "created",
+    Outcome.LINKED: "linked",
+    Outcome.UPDATED: "updated",
+    Outcome.RESTORED: "updated",
+    Outcome.UNCHANGED: "unchanged",
+    Outcome.CONFLICT: "conflicts",
+    Outcome.FAILED: "failed",
+}
+
+
+def _count(run_id, outcome) -> None:
+    counter = RUN_COUNTERS.get(outcome)
+    if run_id and counter:
+        SyncRun.objects.filter(pk=run_id).update(**{counter: F(counter) + 1})
+        _complete_run_if_done(run_id)
+
+
+def _clear_entries(entries: list[OutboxEntry]) -> None:
+    """Remove pushed entries, unless the funder changed again meanwhile (a newer version)."""
+    query = Q()
+    for entry in entries:
+        query |= Q(pk=entry.pk, version=entry.version)
+    if entries:
+        OutboxEntry.objects.filter(query).delete()
+
+
+def _handle_request_error(connection, entries: list[OutboxEntry], exc: XeroError) -> None:
+    """A whole request failed: decide between stop, pause, retry later, and give up."""
+    if isinstance(exc, (XeroAuthError, XeroForbiddenError)):
+        record_connection_error(connection, exc)
+        raise StopDrain from None  # the entries wait for fixed credentials
+    if isinstance(exc, XeroRateLimitError):
+        if exc.limit == "day":
+            _pause_for_day_limit(connection, exc)
+            raise StopDrain from None
+        wait = exc.retry_after or (1 if exc.limit == "concurrent" else 60)
+        OutboxEntry.objects.filter(pk__in=[e.pk for e in entries]).update(
+            due_at=timezone.now() + timedelta(seconds=wait)
+        )
+        raise RetryLater(wait) from None
+    if exc.retryable:
+        _retry_or_give_up(connection, entries, exc)
+        raise RetryLater(_backoff(max(e.attempts for e in entries) + 1)) from None
+    # Permanent (404, unexpected 4xx): record against each funder, do not retry forever.
+    for entry in entries:
+        _give_up(connection, entry, str(exc), exc.status_code)
+
+
+def _retry_or_give_up(connection, entries: list[OutboxEntry], exc: XeroError) -> None:
+    max_attempts = conf.get("MAX_ATTEMPTS")
+    for entry in entries:
+        if entry.attempts + 1 >= max_attempts:
+            _give_up(
+                connection, entry, f"Gave up after {max_attempts} attempts: {exc}", exc.status_code
+            )
+        else:
+            OutboxEntry.objects.filter(pk=entry.pk).update(
+                attempts=F("attempts") + 1,
+                due_at=timezone.now() + timedelta(seconds=_backoff(entry.attempts + 1)),
+                last_error=str(exc),
+            )
+    _log(connection, Outcome.RETRYING, http_status=exc.status_code, message=str(exc))
+
+
+def _give_up(connection, entry: OutboxEntry, message: str, http_status) -> None:
+    funder = conf.funder_model().objects.filter(pk=entry.funder_id).first()
+    if funder is None:
+        _clear_entries([entry])
+        return
+    link = XeroContactLink.objects.filter(connection=connection, funder=funder).first()
+    item = _Item(entry, funder, link or XeroContactLink(connection=connection, funder=funder))
+    _finish_item(connection, item, Outcome.FAILED, http_status=http_status, message=message)
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter, bounded."""
+    ceiling = min(
+        conf.get("RETRY_MAX_SECONDS"), conf.get("RETRY_BASE_SECONDS") * 2 ** (attempt - 1)
+    )
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+
+
+# --- runs and logs ----------------------------------------------------------------------------
+
+
+def _complete_run_if_done(run_id: int) -> None:
+    if OutboxEntry.objects.filter(run_id=run_id).exists():
+        return
+    run = SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.RUNNING).first()
+    if run:
+        _finish_run(run, SyncRun.Status.COMPLETED)
+
+
+def _finish_run(run: SyncRun, status: str, message: str = "") -> None:
+    now = timezone.now()
+    SyncRun.objects.filter(pk=run.pk).update(status=status, finished_at=now, message=message)
+    if status == SyncRun.Status.COMPLETED:
+        XeroConnection.objects.filter(pk=run.connection_id).update(last_synced_at=now)
+    _log(run.connection, Outcome.RUN, run=run, message=f"Full sync {status}. {message}".strip())
+
+
+def _log(
+    connection,
+    outcome,
+    *,
+    run=None,
+    funder=None,
+    contact_id="",
+    http_status=None,
+    message="",
+    warnings=None,
+):
+    """Sync log rows are written on their own, so they survive a rollback of the work."""
+    run_id = run.pk if isinstance(run, SyncRun) else run
+    SyncLog.objects.create(
+        connection_id=connection.pk,
+        run_id=run_id,
+        funder=funder,
+        funder_name=str(getattr(funder, "name", "") or "")[:300],
+        funder_email=str(getattr(funder, "email", "") or "")[:300],
+        xero_contact_id=contact_id or "",
+        outcome=outcome,
+        http_status=http_status,
+        message=message,
+        warnings=warnings or [],
+    )
+
+
+# --- the sweep and retention ------------------------------------------------------------------
+
+
+def sweep() -> dict[str, int]:
+    """Re-enqueue what a broker or worker outage, or a pause, left behind."""
+    now = timezone.now()
+    usable = XeroConnection.objects.filter(enabled=True, state=XeroConnection.State.OK).filter(
+        Q(paused_until__isnull=True) | Q(paused_until__lte=now)
+    )
+    XeroConnection.objects.filter(paused_until__lte=now).update(paused_until=None)
+    stale = now - timedelta(minutes=1)
+    runs = SyncRun.objects.filter(
+        connection__in=usable, status=SyncRun.Status.PENDING, created_at__lt=stale
+    )
+    run_ids = list(runs.values_list("pk", flat=True))
+    for run_id in run_ids:
+        _send("start_full_sync", run_id)
+    connection_ids = list(
+        usable.filter(outbox__due_at__lte=now).values_list("pk", flat=True).distinct()
+    )
+    for connection_id in connection_ids:
+        _send("drain_outbox", connection_id)
+    return {"runs": len(run_ids), "connections": len(connection_ids)}
+
+
+def prune_logs(days: int | None = None) -> int:
+    days = conf.get("LOG_RETENTION_DAYS") if days is None else days
+    deleted, _ = SyncLog.objects.filter(
+        created_at__lt=timezone.now() - timedelta(days=days)
+    ).delete()
+    return deleted

@@ -1,0 +1,1 @@
+"""Test helpers for lookout_xero, including an in-process fake of the Xero API."""

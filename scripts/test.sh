@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole suite: lint, then pytest on SQLite and on PostgreSQL.
+# Broker: Redis when one answers on 127.0.0.1:6379 (always in CI), else Celery's embedded
+# filesystem broker. PostgreSQL runs when reachable; in CI (CI=true) both are required.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+mkdir -p var
+
+PG_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/lookout_xero}
+REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+required=${CI:-false}
+
+reachable() {  # host port
+  "$PY" -c "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)" "$1" "$2" 2>/dev/null
+}
+
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+"$PY" manage.py makemigrations --check --dry-run >/dev/null
+
+if reachable 127.0.0.1 6379; then
+  broker=$REDIS_URL
+elif [ "$required" = "true" ]; then
+  echo "Redis is required in CI but is not answering on 127.0.0.1:6379" >&2; exit 1
+else
+  broker=filesystem://
+  echo "Redis not reachable: using the embedded filesystem broker."
+fi
+
+run_suite() {  # label database-url
+  echo "=== tests on $1 (broker: ${broker%%://*}) ==="
+  rm -rf var/test-broker
+  DATABASE_URL=$2 CELERY_BROKER_URL=$broker BROKER_DIR=$PWD/var/test-broker \
+    "$PY" -m pytest "${PYTEST_ARGS[@]}"
+}
+
+PYTEST_ARGS=("$@")
+run_suite SQLite "sqlite:///$PWD/var/test-main.sqlite3"
+
+if reachable 127.0.0.1 5432; then
+  run_suite PostgreSQL "$PG_URL"
+elif [ "$required" = "true" ]; then
+  echo "PostgreSQL is required in CI but is not answering on 127.0.0.1:5432" >&2; exit 1
+else
+  echo "PostgreSQL not reachable: skipped the PostgreSQL run."
+fi

@@ -1,0 +1,142 @@
+"""Shared fixtures: a fake Xero over real HTTP, demo data, and a real Celery worker process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from lookout_xero.testing.fake_xero import FakeXero
+from project.funders.models import Organisation
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def xero_server():
+    server = FakeXero().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def xero(xero_server, settings):
+    """The fake Xero, empty, with lookout_xero pointed at it."""
+    xero_server.reset()
+    settings.LOOKOUT_XERO = {
+        **settings.LOOKOUT_XERO,
+        "TOKEN_URL": xero_server.token_url,
+        "API_URL": xero_server.api_url,
+        "RETRY_BASE_SECONDS": 0.2,
+        "RETRY_MAX_SECONDS": 1,
+    }
+    return xero_server
+
+
+@pytest.fixture
+def organisation(db):
+    return Organisation.objects.create(name="Harbour Trust")
+
+
+# --- a real Celery worker ---------------------------------------------------------------------
+
+
+def _database_url() -> str:
+    """The URL of the test database pytest-django created, for the worker process."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+class Worker:
+    """A `celery -A project worker -B` process on the test database and broker."""
+
+    def __init__(self, xero_server: FakeXero) -> None:
+        self.xero_server = xero_server
+        self.process: subprocess.Popen | None = None
+        self.log_path = ROOT / "var" / f"test-worker-{os.getpid()}.log"
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "DATABASE_URL": _database_url(),
+            "XERO_TOKEN_URL": self.xero_server.token_url,
+            "XERO_API_URL": self.xero_server.api_url,
+            "LOOKOUT_XERO_SWEEP_SECONDS": "2",
+            "LOOKOUT_XERO_RETRY_BASE_SECONDS": "0.2",
+            "LOOKOUT_XERO_RETRY_MAX_SECONDS": "1",
+        }
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "project",
+                "worker",
+                "-B",
+                "--loglevel=INFO",
+                "--concurrency=2",
+                "--without-gossip",
+                "--without-mingle",
+                "-s",
+                str(ROOT / "var" / f"test-beat-{os.getpid()}"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if "ready." in self.log_path.read_text(errors="replace"):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RuntimeError(
+            "Celery worker did not start:\n" + self.log_path.read_text(errors="replace")[-3000:]
+        )
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def worker_process(django_db_setup, django_db_blocker, xero_server):
+    from project.celery import app
+
+    with django_db_blocker.unblock():
+        app.control.purge()
+    worker = Worker(xero_server)
+    worker.log_path.unlink(missing_ok=True)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(worker_process, transactional_db, xero):
+    """A running worker; the test's data is committed so the worker process can see it."""
+    if worker_process.process is None or worker_process.process.poll() is not None:
+        worker_process.start()
+    return worker_process

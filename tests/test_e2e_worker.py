@@ -1,0 +1,156 @@
+"""End to end: admin-equivalent ORM actions, a real Celery worker and broker, fake Xero on HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from lookout_xero.models import OutboxEntry, SyncLog, SyncRun, XeroContactLink
+from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder, wait_until
+
+pytestmark = pytest.mark.worker
+
+
+def contact_calls(xero, client_id=CLIENT_ID):
+    return [r for r in xero.requests_for(client_id) if "/Contacts" in r.path]
+
+
+def test_enable_runs_full_sync_of_unarchived_membership_funders_only(worker, xero, organisation):
+    xero.add_organisation(CLIENT_ID, CLIENT_SECRET, name="Harbour Trust Ltd")
+    members = [
+        make_funder(organisation, f"Member {i}", email=f"m{i}@example.org") for i in range(7)
+    ]
+    make_funder(organisation, "Archived Member", archived=True)
+    make_funder(organisation, "A Grant Funder", funder_type="grant")
+    connection = make_connection(organisation)
+    assert contact_calls(xero) == []  # created disabled: nothing sent
+
+    connection.enabled = True
+    connection.save()
+
+    run = wait_until(lambda: SyncRun.objects.filter(status=SyncRun.Status.COMPLETED).first())
+    assert (run.in_scope, run.created, run.failed, run.conflicts) == (7, 7, 0, 0)
+    names = sorted(c["Name"] for c in xero.org(CLIENT_ID).contacts.values())
+    assert names == sorted(m.name for m in members)
+    links = XeroContactLink.objects.filter(connection=connection, state="synced")
+    assert links.count() == 7
+    assert set(links.values_list("xero_contact_id", flat=True)) == set(xero.org(CLIENT_ID).contacts)
+    assert SyncLog.objects.filter(outcome="created").count() == 7
+
+
+def test_update_clear_field_archive_restore_and_unchanged_save(worker, xero, organisation):
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    funder = make_funder(
+        organisation, "Kim Lee", email="kim@example.org", phone="555 0101", city="Otaki"
+    )
+    make_connection(organisation, enabled=True)
+    link = wait_until(lambda: XeroContactLink.objects.filter(state="synced").first())
+    contact = org.contacts[link.xero_contact_id]
+    assert contact["EmailAddress"] == "kim@example.org"
+
+    funder.city = ""
+    funder.email = "kim.lee@example.org"
+    funder.save()
+    wait_until(lambda: org.contacts[link.xero_contact_id]["EmailAddress"] == "kim.lee@example.org")
+    street = next(
+        a for a in org.contacts[link.xero_contact_id]["Addresses"] if a["AddressType"] == "STREET"
+    )
+    assert street["City"] == ""  # cleared in Lookout, cleared in Xero
+
+    posts_before = len([r for r in contact_calls(xero) if r.method == "POST"])
+    funder.save()  # nothing Xero sees changed
+    wait_until(lambda: SyncLog.objects.filter(outcome="unchanged").exists())
+    assert len([r for r in contact_calls(xero) if r.method == "POST"]) == posts_before
+
+    funder.archived = True
+    funder.save()
+    wait_until(lambda: org.contacts[link.xero_contact_id]["ContactStatus"] == "ARCHIVED")
+    funder.archived = False
+    funder.name = "Kim Lee-Smith"
+    funder.save()
+    wait_until(lambda: org.contacts[link.xero_contact_id]["ContactStatus"] == "ACTIVE")
+    assert org.contacts[link.xero_contact_id]["Name"] == "Kim Lee-Smith"
+    assert SyncLog.objects.filter(outcome="restored").exists()
+    assert len(org.contacts) == 1  # never a second contact for the same funder
+
+
+def test_disabled_connection_sends_nothing_and_reenable_full_syncs(worker, xero, organisation):
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    funder = make_funder(organisation, "Ana Silva")
+    connection = make_connection(organisation, enabled=True)
+    wait_until(lambda: SyncRun.objects.filter(status="completed").exists())
+
+    connection.enabled = False
+    connection.save()
+    calls_when_disabled = len(xero.requests_for(CLIENT_ID))
+    funder.name = "Ana Silva Santos"
+    funder.save()
+    make_funder(organisation, "New While Disabled")
+    assert not OutboxEntry.objects.exists()  # nothing piles up to flush later
+
+    connection.enabled = True
+    connection.save()
+    wait_until(lambda: SyncRun.objects.filter(status="completed").count() == 2)
+    assert len(xero.requests_for(CLIENT_ID)) > calls_when_disabled
+    assert sorted(c["Name"] for c in org.contacts.values()) == [
+        "Ana Silva Santos",
+        "New While Disabled",
+    ]
+
+
+def test_existing_contacts_are_linked_and_name_clash_is_a_conflict(worker, xero, organisation):
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    by_email = org.add_contact(
+        Name="Rangi Holdings", EmailAddress="rangi@example.org", TaxNumber="GST-77"
+    )
+    by_name = org.add_contact(Name="harbour BOOKS")
+    org.add_contact(Name="Twin Co", EmailAddress="twin@example.org")
+    org.add_contact(Name="Twin Co Ltd", EmailAddress="twin@example.org")
+    make_funder(organisation, "Rangi Parata", email="rangi@example.org", phone="555 2222")
+    make_funder(organisation, "Harbour Books")
+    make_funder(organisation, "Twin", email="twin@example.org")
+    make_connection(organisation, enabled=True)
+
+    run = wait_until(lambda: SyncRun.objects.filter(status="completed").first())
+    assert (run.linked, run.conflicts, run.created) == (2, 1, 0)
+    assert len(org.contacts) == 4  # linked, not duplicated
+    linked = org.contacts[by_email["ContactID"]]
+    # The first push to a found contact fills in what Lookout has and blanks nothing.
+    assert linked["Name"] == "Rangi Parata" and linked["TaxNumber"] == "GST-77"
+    assert any(p["PhoneNumber"] == "555 2222" for p in linked["Phones"])
+    conflict = XeroContactLink.objects.get(state="conflict")
+    assert conflict.funder.name == "Twin" and len(conflict.conflict_candidates) == 2
+    assert (
+        XeroContactLink.objects.get(funder__name="Harbour Books").xero_contact_id
+        == by_name["ContactID"]
+    )
+
+
+def test_name_clash_on_create_is_recorded_and_does_not_block_the_batch(worker, xero, organisation):
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    make_connection(organisation, enabled=True)
+    wait_until(lambda: SyncRun.objects.filter(status="completed").exists())
+    # Appears in Xero after the full sync: the next create hits Xero's uniqueness rule.
+    org.add_contact(Name="Clash Co", EmailAddress="someone-else@example.org")
+    org.add_contact(Name="Clash Co 2", EmailAddress="other@example.org")
+
+    make_funder(organisation, "Fine Funder")
+    make_funder(organisation, "Bad Email Funder", email="not-an-email")
+    wait_until(lambda: XeroContactLink.objects.filter(state="synced").count() == 2)
+    log = SyncLog.objects.filter(funder_name="Bad Email Funder").first()
+    assert log.outcome == "created" and "not valid" in log.warnings[0]
+    assert {c["Name"] for c in org.contacts.values()} >= {"Fine Funder", "Bad Email Funder"}
+
+
+def test_two_organisations_are_isolated(worker, xero, organisation):
+    from project.funders.models import Organisation
+
+    other = Organisation.objects.create(name="Other Org")
+    org_a = xero.add_organisation(CLIENT_ID, CLIENT_SECRET, name="A")
+    org_b = xero.add_organisation("client-org-b", "secret-b", name="B")
+    make_funder(organisation, "Only In A")
+    make_funder(other, "Only In B")
+    make_connection(organisation, enabled=True)
+    make_connection(other, client_id="client-org-b", secret="secret-b", enabled=True)
+    wait_until(lambda: SyncRun.objects.filter(status="completed").count() == 2)
+    assert [c["Name"] for c in org_a.contacts.values()] == ["Only In A"]
+    assert [c["Name"] for c in org_b.contacts.values()] == ["Only In B"]
