@@ -98,6 +98,9 @@ class SyncRun(models.Model):
 
     connection = models.ForeignKey(XeroConnection, on_delete=models.CASCADE, related_name="runs")
     trigger = models.CharField(max_length=10, choices=Trigger, default=Trigger.ENABLED)
+    # A preview reads Xero and reports what a full sync would do, writing nothing to Xero.
+    dry_run = models.BooleanField(default=False)
+    report = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
     message = models.TextField(blank=True)
     in_scope = models.PositiveIntegerField(default=0)
@@ -116,7 +119,8 @@ class SyncRun(models.Model):
         indexes = [models.Index(fields=["connection", "status"], name="lx_run_conn_status")]
 
     def __str__(self) -> str:
-        return f"Full sync #{self.pk} ({self.get_status_display()})"
+        kind = "Preview" if self.dry_run else "Full sync"
+        return f"{kind} #{self.pk} ({self.get_status_display()})"
 
     @property
     def done(self) -> int:
@@ -152,6 +156,8 @@ class XeroContactLink(models.Model):
     payload_hash = models.CharField(max_length=64, blank=True)
     last_error = models.TextField(blank=True)
     conflict_candidates = models.JSONField(default=list, blank=True)
+    # Set when a person resolves a name clash by creating a distinct contact, e.g. " (2)".
+    name_suffix = models.CharField(max_length=20, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

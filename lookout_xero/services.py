@@ -12,6 +12,7 @@ import json
 import logging
 import random
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import islice
@@ -28,6 +29,8 @@ from .exceptions import (
     XeroForbiddenError,
     XeroRateLimitError,
     XeroScopeError,
+    XeroServerError,
+    XeroTransportError,
     XeroValidationError,
 )
 from .matching import ContactIndex, Match
@@ -114,7 +117,7 @@ def after_connection_save(connection: XeroConnection) -> None:
         stop_syncing(connection)
     elif connection._lx_credentials_changed and connection.enabled:
         # Fixed credentials resume the work that was waiting for them.
-        last_run = connection.runs.first()
+        last_run = connection.runs.filter(dry_run=False).first()
         if last_run and last_run.status == SyncRun.Status.FAILED:
             start_full_sync(connection, trigger=SyncRun.Trigger.MANUAL)
         else:
@@ -123,7 +126,9 @@ def after_connection_save(connection: XeroConnection) -> None:
 
 def start_full_sync(connection: XeroConnection, *, trigger: str) -> SyncRun:
     """Record a full sync and start it once the surrounding transaction commits."""
-    connection.runs.filter(status__in=[SyncRun.Status.PENDING, SyncRun.Status.RUNNING]).update(
+    connection.runs.filter(
+        dry_run=False, status__in=[SyncRun.Status.PENDING, SyncRun.Status.RUNNING]
+    ).update(
         status=SyncRun.Status.CANCELLED,
         finished_at=timezone.now(),
         message="Replaced by a new run.",
@@ -136,7 +141,9 @@ def start_full_sync(connection: XeroConnection, *, trigger: str) -> SyncRun:
 def stop_syncing(connection: XeroConnection) -> None:
     """Disabled: drop what was waiting (the next enable syncs everything) and end any run."""
     OutboxEntry.objects.filter(connection=connection).delete()
-    connection.runs.filter(status__in=[SyncRun.Status.PENDING, SyncRun.Status.RUNNING]).update(
+    connection.runs.filter(
+        dry_run=False, status__in=[SyncRun.Status.PENDING, SyncRun.Status.RUNNING]
+    ).update(
         status=SyncRun.Status.CANCELLED, finished_at=timezone.now(), message="Sync was disabled."
     )
 
@@ -274,33 +281,63 @@ def _pause_for_day_limit(connection: XeroConnection, exc: XeroRateLimitError, ru
 
 
 def run_full_sync(run_id: int) -> None:
-    """Link in-scope funders to existing Xero contacts and queue them all for pushing."""
+    """Link in-scope funders to existing Xero contacts and queue them all for pushing.
+
+    A preview run (``dry_run``) makes the same decisions and only writes its report.
+    """
     run = SyncRun.objects.select_related("connection").filter(pk=run_id).first()
     if run is None or run.status not in (SyncRun.Status.PENDING, SyncRun.Status.RUNNING):
         return
     connection = run.connection
-    if not connection.enabled:
+    if not connection.enabled and not run.dry_run:
         _finish_run(run, SyncRun.Status.CANCELLED, message="Sync was disabled.")
         return
-    if connection.state == XeroConnection.State.ERROR or connection.is_paused:
+    if connection.is_paused or (connection.state == XeroConnection.State.ERROR and not run.dry_run):
         return  # the sweep starts it again once the connection is usable
     SyncRun.objects.filter(pk=run.pk).update(
         status=SyncRun.Status.RUNNING, started_at=run.started_at or timezone.now()
     )
+    index = _read_contacts(connection, run)
+    if index is None:
+        return
+    report = _plan(connection, run, index)
+    if report is None:
+        return  # disabled part-way
+    if run.dry_run:
+        SyncRun.objects.filter(pk=run.pk).update(report=report)
+        _finish_run(run, SyncRun.Status.COMPLETED)
+    elif report["counts"]["queued"]:
+        enqueue_drain_on_commit(connection.pk)
+    else:
+        _complete_run_if_done(run.pk)
+
+
+def _read_contacts(connection: XeroConnection, run: SyncRun) -> ContactIndex | None:
+    """Every contact of the organisation (archived included), or None when it cannot be read."""
     client = client_for(connection)
     try:
-        index = ContactIndex(client.iter_contacts(page_size=conf.get("PAGE_SIZE")))
+        tenants = client.get_tenants()
+        if tenants:
+            XeroConnection.objects.filter(pk=connection.pk).update(
+                xero_tenant_id=tenants[0].tenant_id, xero_tenant_name=tenants[0].name
+            )
+        return ContactIndex(client.iter_contacts(page_size=conf.get("PAGE_SIZE")))
     except (XeroAuthError, XeroForbiddenError) as exc:
-        record_connection_error(connection, exc, run)
-        return
+        if run.dry_run:
+            _finish_run(run, SyncRun.Status.FAILED, message=str(exc))
+        else:
+            record_connection_error(connection, exc, run)
+        return None
     except XeroRateLimitError as exc:
         if exc.limit == "day":
             _pause_for_day_limit(connection, exc, run)
-            return
+            return None
         raise RetryLater(exc.retry_after or 60) from None
     finally:
         _remember_limits(connection, client)
 
+
+def _plan(connection: XeroConnection, run: SyncRun, index: ContactIndex) -> dict | None:
     funders = in_scope_funders(connection).order_by("pk")
     SyncRun.objects.filter(pk=run.pk).update(in_scope=funders.count())
     claimed = set(
@@ -308,20 +345,27 @@ def run_full_sync(run_id: int) -> None:
         .exclude(xero_contact_id="")
         .values_list("xero_contact_id", flat=True)
     )
-    queued = 0
+    report: dict = {"create": [], "link": [], "conflict": [], "invalid": [], "warnings": []}
+    counts = Counter()
     iterator = funders.iterator(chunk_size=PLAN_CHUNK)
     while chunk := list(islice(iterator, PLAN_CHUNK)):
         # Disabling takes effect between chunks, even in the middle of a full sync.
-        if not XeroConnection.objects.filter(pk=connection.pk, enabled=True).exists():
-            return
-        queued += _plan_chunk(connection, run, chunk, index, claimed)
-    if queued:
-        enqueue_drain_on_commit(connection.pk)
-    else:
-        _complete_run_if_done(run.pk)
+        if (
+            not run.dry_run
+            and not XeroConnection.objects.filter(pk=connection.pk, enabled=True).exists()
+        ):
+            return None
+        _plan_chunk(connection, run, chunk, index, claimed, report, counts)
+    # A preview lists funders (capped, for the page) and counts everything.
+    report["counts"] = {key: counts[key] for key in ("queued", *REPORT_KEYS, "already_linked")}
+    return report
 
 
-def _plan_chunk(connection, run, funders, index: ContactIndex, claimed: set[str]) -> int:
+REPORT_KEYS = ("create", "link", "conflict", "invalid", "warnings")
+REPORT_LIST_LIMIT = 500
+
+
+def _plan_chunk(connection, run, funders, index, claimed, report, counts) -> None:
     links = {
         link.funder_id: link
         for link in XeroContactLink.objects.filter(connection=connection, funder__in=funders)
@@ -329,19 +373,32 @@ def _plan_chunk(connection, run, funders, index: ContactIndex, claimed: set[str]
     number_prefix = conf.get("CONTACT_NUMBER_PREFIX")
     map_raw = conf.mapping_function()
     to_queue = []
+
+    def note(key: str, funder, **extra) -> None:
+        counts[key] += 1
+        if len(report[key]) < REPORT_LIST_LIMIT:
+            report[key].append({"funder_id": funder.pk, "name": str(funder), **extra})
+
     for funder in funders:
         link = links.get(funder.pk) or XeroContactLink(connection=connection, funder=funder)
         if link.state == XeroContactLink.State.IGNORED:
             continue
+        clean = mapping.clean_contact(
+            map_raw(funder), number=mapping.contact_number(number_prefix, funder.pk)
+        )
+        if clean.error:
+            note("invalid", funder, error=clean.error)
+        elif clean.warnings:
+            note("warnings", funder, warnings=clean.warnings)
         if link.xero_contact_id and link.xero_contact_id not in index.by_id:
             # The contact is gone from Xero (merged or removed): find or create it afresh.
             claimed.discard(link.xero_contact_id)
-            link.xero_contact_id, link.payload_hash, link.matched_by = "", "", ""
-            link.save()
-        if not link.xero_contact_id:
-            clean = mapping.clean_contact(
-                map_raw(funder), number=mapping.contact_number(number_prefix, funder.pk)
-            )
+            if not run.dry_run:
+                link.xero_contact_id, link.payload_hash, link.matched_by = "", "", ""
+                link.save()
+        if link.xero_contact_id and link.xero_contact_id in index.by_id:
+            counts["already_linked"] += 1
+        elif not clean.error:
             found = index.match(
                 number=clean.payload["ContactNumber"],
                 email=clean.email,
@@ -349,12 +406,27 @@ def _plan_chunk(connection, run, funders, index: ContactIndex, claimed: set[str]
                 claimed=claimed,
             )
             if found.conflict:
-                _record_conflict(connection, run, funder, link, found)
+                note("conflict", funder, reason=found.conflict, candidates=_candidates(found))
+                if not run.dry_run:
+                    _record_conflict(connection, run, funder, link, found)
                 continue
             if found.contact:
-                _link(link, found)
+                note(
+                    "link",
+                    funder,
+                    rule=found.rule,
+                    contact_id=found.contact.contact_id,
+                    contact_name=found.contact.name,
+                )
                 claimed.add(found.contact.contact_id)
+                if not run.dry_run:
+                    _link(link, found)
+            else:
+                note("create", funder)
         to_queue.append(funder.pk)
+    counts["queued"] += len(to_queue)
+    if run.dry_run:
+        return
     now = timezone.now()
     OutboxEntry.objects.bulk_create(
         [
@@ -365,7 +437,13 @@ def _plan_chunk(connection, run, funders, index: ContactIndex, claimed: set[str]
         unique_fields=["connection", "funder"],
         update_fields=["run", "due_at", "looked_up", "attempts"],
     )
-    return len(to_queue)
+
+
+def _candidates(found: Match) -> list[dict]:
+    return [
+        {"contact_id": c.contact_id, "name": c.name, "email": c.email, "status": c.status}
+        for c in found.candidates
+    ]
 
 
 def _link(link: XeroContactLink, found: Match) -> None:
@@ -382,10 +460,7 @@ def _link(link: XeroContactLink, found: Match) -> None:
 def _record_conflict(connection, run, funder, link: XeroContactLink, found: Match) -> None:
     link.state = XeroContactLink.State.CONFLICT
     link.last_error = found.conflict
-    link.conflict_candidates = [
-        {"contact_id": c.contact_id, "name": c.name, "email": c.email, "status": c.status}
-        for c in found.candidates
-    ]
+    link.conflict_candidates = _candidates(found)
     link.save()
     _log(connection, Outcome.CONFLICT, run=run, funder=funder, message=found.conflict)
     if run:
@@ -535,7 +610,14 @@ def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[Ou
         if item.clean.error:
             _finish_item(connection, item, Outcome.FAILED, message=item.clean.error)
             continue
-        if not item.link.xero_contact_id and (not entry.looked_up or entry.attempts):
+        if item.link.name_suffix:
+            item.clean.payload["Name"] = _with_suffix(item.clean.name, item.link.name_suffix)
+        chosen_by_person = item.link.matched_by == XeroContactLink.MatchedBy.PERSON
+        if (
+            not item.link.xero_contact_id
+            and not chosen_by_person
+            and (not entry.looked_up or entry.attempts)
+        ):
             to_look_up.append(item)
         to_send.append(item)
 
@@ -601,12 +683,17 @@ def _look_up_existing(
     return kept
 
 
+def _with_suffix(name: str, suffix: str) -> str:
+    return name[: mapping.CONTACT_LIMITS["Name"] - len(suffix)].rstrip() + suffix
+
+
 def _prepare_upsert(item: _Item) -> None:
     link = item.link
     payload = item.clean.payload
     if not link.xero_contact_id:
         item.outcome = Outcome.CREATED
     elif link.matched_by not in ("", XeroContactLink.MatchedBy.CREATED) and not link.payload_hash:
+        # (a contact a person chose counts as found, too)
         # First push to a contact found in Xero: fill in what Lookout has, blank nothing.
         item.outcome = Outcome.LINKED
         payload = mapping.without_blanks(payload)
@@ -828,6 +915,123 @@ def _log(
         message=message,
         warnings=warnings or [],
     )
+
+
+# --- what people ask for (admin actions, commands) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class CredentialCheck:
+    ok: bool
+    message: str
+    tenant_name: str = ""
+
+
+def check_credentials(client_id: str, client_secret: str, scope: str) -> CredentialCheck:
+    """Ask Xero for a token and the organisation with these credentials. Changes nothing."""
+    client = XeroClient(Credentials(client_id.strip(), client_secret, scope.strip()), timeout=10)
+    try:
+        tenants = client.get_tenants()
+    except XeroScopeError:
+        return CredentialCheck(
+            False,
+            "Xero refused the scope: this custom connection does not allow "
+            f"'{scope.strip()}'. Connections created since April 2026 need the Scope left empty.",
+        )
+    except XeroAuthError:
+        return CredentialCheck(
+            False,
+            "Xero did not accept this Client ID and Client Secret. Check both in the customer's "
+            "Xero developer portal (My Apps), or generate a new secret there.",
+        )
+    except XeroForbiddenError:
+        return CredentialCheck(
+            False, "Xero refused access: the custom connection may have been revoked."
+        )
+    except XeroTransportError:
+        return CredentialCheck(False, "Could not reach Xero: no network, or Xero is not answering.")
+    except XeroServerError as exc:
+        return CredentialCheck(
+            False, f"Xero is down or failing right now ({exc.status_code}). Try again soon."
+        )
+    except XeroError as exc:
+        return CredentialCheck(False, f"Xero answered unexpectedly: {exc}")
+    if not tenants:
+        return CredentialCheck(
+            False,
+            "The credentials work, but no Xero organisation has authorised this connection yet.",
+        )
+    return CredentialCheck(
+        True, f"Connected to the Xero organisation “{tenants[0].name}”.", tenants[0].name
+    )
+
+
+def start_preview(connection: XeroConnection) -> SyncRun:
+    """Queue a dry run: what enabling would do, read from Xero, nothing written to Xero."""
+    run = SyncRun.objects.create(
+        connection=connection, trigger=SyncRun.Trigger.MANUAL, dry_run=True
+    )
+    transaction.on_commit(lambda: _send("start_full_sync", run.pk))
+    return run
+
+
+def push_now(connection: XeroConnection, funder_ids) -> int:
+    """Queue these funders for pushing now (also brings back one set to "do not sync")."""
+    if not connection.enabled:
+        return 0
+    ids = list(funder_ids)
+    XeroContactLink.objects.filter(
+        connection=connection, funder_id__in=ids, state=XeroContactLink.State.IGNORED
+    ).update(state=XeroContactLink.State.PENDING)
+    for funder_id in ids:
+        queue_funder(connection.pk, funder_id)
+    enqueue_drain_on_commit(connection.pk)
+    return len(ids)
+
+
+def retry_failed(connection: XeroConnection) -> int:
+    """Queue every funder whose last push failed (conflicts wait for a person instead)."""
+    ids = XeroContactLink.objects.filter(connection=connection, state=XeroContactLink.State.FAILED)
+    return push_now(connection, ids.values_list("funder_id", flat=True))
+
+
+def resolve_conflict(
+    link: XeroContactLink, *, contact_id: str = "", create_new=False, ignore=False
+) -> None:
+    """A person's decision on a conflict: link to a contact, create a distinct one, or skip."""
+    if ignore:
+        link.state = XeroContactLink.State.IGNORED
+        link.last_error = ""
+        link.save()
+        OutboxEntry.objects.filter(connection=link.connection, funder=link.funder).delete()
+        return
+    if contact_id:
+        taken = XeroContactLink.objects.filter(
+            connection=link.connection, xero_contact_id=contact_id
+        )
+        if taken.exclude(pk=link.pk).exists():
+            raise ValueError("That Xero contact is already linked to another funder.")
+        link.xero_contact_id = contact_id
+    elif create_new:
+        link.xero_contact_id = ""
+        link.name_suffix = _next_suffix(link.name_suffix)
+    else:
+        raise ValueError("Say how to resolve the conflict.")
+    link.matched_by = XeroContactLink.MatchedBy.PERSON
+    link.state = XeroContactLink.State.PENDING
+    link.payload_hash = ""
+    link.last_error = ""
+    link.conflict_candidates = []
+    link.save()
+    push_now(link.connection, [link.funder_id])
+
+
+def _next_suffix(current: str) -> str:
+    rule = conf.get("CONFLICT_NAME_SUFFIX")
+    n = 2
+    while rule.format(n=n) != current and current and n < 100:
+        n += 1
+    return rule.format(n=n + 1 if current else 2)
 
 
 # --- the sweep and retention ------------------------------------------------------------------
