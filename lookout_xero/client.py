@@ -34,6 +34,19 @@ from .exceptions import (
 
 logger = logging.getLogger(__name__)
 
+
+class _RedactArguments(logging.Filter):
+    """requests-oauthlib logs token request bodies, headers and tokens at DEBUG: blank them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = str(record.msg).split("%", 1)[0] + "[details redacted by lookout_xero]"
+            record.args = None
+        return True
+
+
+logging.getLogger("requests_oauthlib.oauth2_session").addFilter(_RedactArguments())
+
 USER_AGENT = f"lookout-xero/{__version__}"
 CONTACTS_PATH = "/api.xro/2.0/Contacts"
 CONNECTIONS_PATH = "/connections"

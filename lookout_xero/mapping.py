@@ -142,21 +142,57 @@ def with_identity(payload: dict, *, contact_id: str = "", status: str = ACTIVE) 
     return sent
 
 
-def without_blanks(payload: dict) -> dict:
-    """Only the values Lookout has: a first push to a found contact fills, never blanks."""
-    kept: dict = {}
+def filled_fields(payload: dict) -> list[str]:
+    """The fields a payload gives a value to, as paths like "Phones.MOBILE.PhoneNumber"."""
+    return sorted(path for path, value in _flatten(payload).items() if value not in ("", None))
+
+
+def fill_not_blank(payload: dict, previously_filled: list[str]) -> dict:
+    """For a contact found in Xero: send what Lookout has; clear only what Lookout itself set.
+
+    A bookkeeper's data in fields Lookout never had (a tax number, a second phone) survives;
+    a value Lookout sent before and has since cleared is still cleared, as for any contact.
+    """
+    earlier = set(previously_filled)
+    kept = {
+        path: value
+        for path, value in _flatten(payload).items()
+        if value not in ("", None) or path in earlier or path in IDENTITY_FIELDS
+    }
+    return _unflatten(kept)
+
+
+IDENTITY_FIELDS = {"ContactID", "ContactStatus", "ContactNumber"}
+_KIND = {"Phones": "PhoneType", "Addresses": "AddressType"}
+
+
+def _flatten(payload: dict) -> dict[str, object]:
+    flat: dict[str, object] = {}
     for key, value in payload.items():
-        if isinstance(value, list):
-            parts = [
-                part
-                for part in (without_blanks(p) for p in value)
-                if any(v for k, v in part.items() if k not in {"PhoneType", "AddressType"})
-            ]
-            if parts:
-                kept[key] = parts
-        elif value not in ("", None):
-            kept[key] = value
-    return kept
+        if key in _KIND and isinstance(value, list):
+            for part in value:
+                kind = part.get(_KIND[key], "")
+                for field_name, field_value in part.items():
+                    if field_name != _KIND[key]:
+                        flat[f"{key}.{kind}.{field_name}"] = field_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def _unflatten(flat: dict[str, object]) -> dict:
+    payload: dict = {}
+    for path, value in flat.items():
+        if "." not in path:
+            payload[path] = value
+            continue
+        key, kind, field_name = path.split(".", 2)
+        parts = payload.setdefault(key, {})
+        parts.setdefault(kind, {_KIND[key]: kind})[field_name] = value
+    for key in _KIND:
+        if key in payload:
+            payload[key] = list(payload[key].values())
+    return payload
 
 
 def archive_payload(contact_id: str) -> dict:
@@ -164,7 +200,8 @@ def archive_payload(contact_id: str) -> dict:
 
 
 def payload_hash(payload: dict) -> str:
-    """A stable fingerprint of what was sent, to skip saves that change nothing Xero sees."""
+    """A stable fingerprint of what Xero sees (the ContactID aside), to skip no-op saves."""
+    payload = {key: value for key, value in payload.items() if key != "ContactID"}
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

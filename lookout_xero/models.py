@@ -154,6 +154,8 @@ class XeroContactLink(models.Model):
     matched_by = models.CharField(max_length=16, choices=MatchedBy, blank=True)
     state = models.CharField(max_length=10, choices=State, default=State.PENDING)
     payload_hash = models.CharField(max_length=64, blank=True)
+    # Fields Lookout has ever given a value: on a contact found in Xero, only these are cleared.
+    sent_fields = models.JSONField(default=list, blank=True)
     last_error = models.TextField(blank=True)
     conflict_candidates = models.JSONField(default=list, blank=True)
     # Set when a person resolves a name clash by creating a distinct contact, e.g. " (2)".

@@ -395,6 +395,7 @@ def _plan_chunk(connection, run, funders, index, claimed, report, counts) -> Non
             claimed.discard(link.xero_contact_id)
             if not run.dry_run:
                 link.xero_contact_id, link.payload_hash, link.matched_by = "", "", ""
+                link.sent_fields = []
                 link.save()
         if link.xero_contact_id and link.xero_contact_id in index.by_id:
             counts["already_linked"] += 1
@@ -451,6 +452,7 @@ def _link(link: XeroContactLink, found: Match) -> None:
     link.xero_contact_status = found.contact.status
     link.matched_by = found.rule
     link.payload_hash = ""
+    link.sent_fields = []
     link.state = XeroContactLink.State.PENDING
     link.conflict_candidates = []
     link.last_error = ""
@@ -683,6 +685,14 @@ def _look_up_existing(
     return kept
 
 
+# Contacts that were someone else's before Lookout linked them: fill, never blank their data.
+FOUND_IN_XERO = {
+    XeroContactLink.MatchedBy.EMAIL,
+    XeroContactLink.MatchedBy.NAME,
+    XeroContactLink.MatchedBy.PERSON,
+}
+
+
 def _with_suffix(name: str, suffix: str) -> str:
     return name[: mapping.CONTACT_LIMITS["Name"] - len(suffix)].rstrip() + suffix
 
@@ -692,15 +702,14 @@ def _prepare_upsert(item: _Item) -> None:
     payload = item.clean.payload
     if not link.xero_contact_id:
         item.outcome = Outcome.CREATED
-    elif link.matched_by not in ("", XeroContactLink.MatchedBy.CREATED) and not link.payload_hash:
-        # (a contact a person chose counts as found, too)
-        # First push to a contact found in Xero: fill in what Lookout has, blank nothing.
-        item.outcome = Outcome.LINKED
-        payload = mapping.without_blanks(payload)
     elif link.xero_contact_status == mapping.ARCHIVED:
         item.outcome = Outcome.RESTORED
+    elif not link.payload_hash:
+        item.outcome = Outcome.LINKED  # first push to a contact found in Xero
     else:
         item.outcome = Outcome.UPDATED
+    if link.matched_by in FOUND_IN_XERO:
+        payload = mapping.fill_not_blank(payload, link.sent_fields)
     item.sent = mapping.with_identity(payload, contact_id=link.xero_contact_id)
 
 
@@ -726,11 +735,11 @@ def _send_batch(connection: XeroConnection, client: XeroClient, batch: list[_Ite
 def _idempotency_key(connection: XeroConnection, batch: list[_Item]) -> str:
     """Same pending changes → same key, so a retry after a crash replays instead of duplicating.
 
-    The entries' versions are part of it: a later change with an identical body (A→B→A) is a
-    new request, not a replay of the first.
+    Each entry's id and version are part of it: a later change with an identical body (A→B→A)
+    is a new request, not a replay of the first (ids are never reused; versions only grow).
     """
     material = json.dumps(
-        [connection.pk, [(i.entry.funder_id, i.entry.version, i.sent) for i in batch]],
+        [connection.pk, [(i.entry.pk, i.entry.version, i.sent) for i in batch]],
         sort_keys=True,
         default=str,
     )
@@ -744,7 +753,12 @@ def _apply_result(connection: XeroConnection, item: _Item, result: ItemResult) -
             link.matched_by = XeroContactLink.MatchedBy.CREATED
         link.xero_contact_id = result.contact_id or link.xero_contact_id
         link.xero_contact_status = result.status or item.sent.get("ContactStatus", mapping.ACTIVE)
-        link.payload_hash = item.sent_hash
+        if item.outcome == Outcome.ARCHIVED:
+            link.payload_hash = ""  # the next push (a restore) must send the whole profile
+        else:
+            link.payload_hash = item.sent_hash
+            # Once Lookout has set a field, it owns it: it stays sent, cleared or not.
+            link.sent_fields = sorted(set(link.sent_fields) | set(mapping.filled_fields(item.sent)))
         link.state = XeroContactLink.State.SYNCED
         link.last_error = ""
         link.conflict_candidates = []
@@ -1020,6 +1034,7 @@ def resolve_conflict(
     link.matched_by = XeroContactLink.MatchedBy.PERSON
     link.state = XeroContactLink.State.PENDING
     link.payload_hash = ""
+    link.sent_fields = []
     link.last_error = ""
     link.conflict_candidates = []
     link.save()
@@ -1043,7 +1058,9 @@ def sweep() -> dict[str, int]:
     usable = XeroConnection.objects.filter(enabled=True, state=XeroConnection.State.OK).filter(
         Q(paused_until__isnull=True) | Q(paused_until__lte=now)
     )
-    XeroConnection.objects.filter(paused_until__lte=now).update(paused_until=None)
+    ended_pauses = XeroConnection.objects.filter(paused_until__lte=now)
+    if ended_pauses.exists():  # (no write lock taken when there is nothing to do)
+        ended_pauses.update(paused_until=None)
     stale = now - timedelta(minutes=1)
     runs = SyncRun.objects.filter(
         connection__in=usable, status=SyncRun.Status.PENDING, created_at__lt=stale

@@ -14,6 +14,7 @@ from django.db import connection
 
 from lookout_xero.testing.fake_xero import FakeXero
 from project.funders.models import Organisation
+from tests.schema import assert_valid_contact_requests
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +28,10 @@ def xero_server():
 
 @pytest.fixture
 def xero(xero_server, settings):
-    """The fake Xero, empty, with lookout_xero pointed at it."""
+    """The fake Xero, empty, with lookout_xero pointed at it.
+
+    Afterwards, every Contact the test sent must be valid against Xero's official schema.
+    """
     xero_server.reset()
     settings.LOOKOUT_XERO = {
         **settings.LOOKOUT_XERO,
@@ -36,7 +40,8 @@ def xero(xero_server, settings):
         "RETRY_BASE_SECONDS": 0.2,
         "RETRY_MAX_SECONDS": 1,
     }
-    return xero_server
+    yield xero_server
+    assert_valid_contact_requests(list(xero_server.requests))
 
 
 @pytest.fixture
@@ -121,7 +126,7 @@ class Worker:
         self.process = None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker_process(django_db_setup, django_db_blocker, xero_server):
     from project.celery import app
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
+
 import pytest
+from django.core.management import CommandError, call_command
+from django.db import transaction
 
 from lookout_xero.models import OutboxEntry, SyncLog, SyncRun, XeroContactLink
+from project.funders.models import Funder
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder, wait_until
 
 pytestmark = pytest.mark.worker
@@ -154,3 +160,109 @@ def test_two_organisations_are_isolated(worker, xero, organisation):
     wait_until(lambda: SyncRun.objects.filter(status="completed").count() == 2)
     assert [c["Name"] for c in org_a.contacts.values()] == ["Only In A"]
     assert [c["Name"] for c in org_b.contacts.values()] == ["Only In B"]
+
+
+@contextmanager
+def broker_unreachable():
+    """Point this process's Celery app at a closed port: publishing really fails."""
+    from project.celery import app
+
+    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    app.conf.broker_url, app.conf.broker_transport_options = "redis://127.0.0.1:9/0", {}
+    app._pool, app.amqp._producer_pool = None, None
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.broker_transport_options = saved
+        app._pool, app.amqp._producer_pool = None, None
+
+
+def test_change_saved_while_broker_is_down_is_delivered_later(worker, xero, organisation):
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    make_connection(organisation, enabled=True)
+    wait_until(lambda: SyncRun.objects.filter(status="completed").exists())
+    with broker_unreachable():
+        funder = make_funder(organisation, "Saved During Outage")  # the save itself succeeds
+    assert OutboxEntry.objects.filter(funder=funder).exists()
+    # Nothing told the worker; beat's sweep finds the outbox row and delivers it.
+    wait_until(lambda: [c["Name"] for c in org.contacts.values()] == ["Saved During Outage"])
+
+
+def test_change_saved_while_worker_is_down_is_delivered_when_it_returns(worker, xero, organisation):
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    make_connection(organisation, enabled=True)
+    wait_until(lambda: SyncRun.objects.filter(status="completed").exists())
+    worker.stop()
+    try:
+        make_funder(organisation, "Saved While Worker Down")
+        assert org.contacts == {}
+    finally:
+        worker.start()
+    wait_until(lambda: len(org.contacts) == 1)
+
+
+def test_rolled_back_save_sends_nothing(worker, xero, organisation):
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    make_connection(organisation, enabled=True)
+    wait_until(lambda: SyncRun.objects.filter(status="completed").exists())
+    with pytest.raises(RuntimeError), transaction.atomic():
+        make_funder(organisation, "Rolled Back")
+        raise RuntimeError("the view failed")
+    make_funder(organisation, "Committed")
+    wait_until(lambda: len(org.contacts) == 1)
+    assert [c["Name"] for c in org.contacts.values()] == ["Committed"]
+
+
+def test_disabling_mid_full_sync_stops_it_at_the_next_batch(worker, xero, organisation, settings):
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    Funder.objects.bulk_create(
+        [
+            Funder(organisation=organisation, name=f"Bulk {i:04}", funder_type="membership")
+            for i in range(400)
+        ]
+    )
+    xero.delay_next(
+        0.5, times=20, path_contains="/Contacts"
+    )  # a slow Xero, so we can catch it mid-way
+    connection = make_connection(organisation, enabled=True)
+    wait_until(lambda: len(org.contacts) >= 50, timeout=30)
+    connection.enabled = False
+    connection.save()
+    count_at_disable = len(org.contacts)
+    time.sleep(3)
+    assert len(org.contacts) <= count_at_disable + 50  # at most the batch in flight
+    assert len(org.contacts) < 400
+    assert SyncRun.objects.get().status == "cancelled"
+    calls = len(xero.requests_for(CLIENT_ID))
+    make_funder(organisation, "After Disable")
+    time.sleep(1)
+    assert len(xero.requests_for(CLIENT_ID)) == calls
+
+
+def test_fixing_credentials_resumes_a_failed_full_sync(worker, xero, organisation):
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    make_funder(organisation, "Waits For Credentials")
+    connection = make_connection(organisation, secret="not-the-secret", enabled=True)
+    wait_until(lambda: SyncRun.objects.filter(status="failed").exists())
+    connection.refresh_from_db()
+    assert connection.state == "error" and "Client ID or Client Secret" in connection.error_message
+    connection.client_secret = CLIENT_SECRET
+    connection.save()
+    wait_until(lambda: SyncRun.objects.filter(status="completed").exists())
+    assert [c["Name"] for c in org.contacts.values()] == ["Waits For Credentials"]
+
+
+def test_xero_sync_command_full_resyncs(worker, xero, organisation):
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    make_funder(organisation, "Commanded")
+    connection = make_connection(organisation)
+    with pytest.raises(CommandError, match="disabled"):
+        call_command("xero_sync", organisation=organisation.pk, full=True)
+    assert org.contacts == {}
+    call_command("xero_sync", organisation=organisation.pk, enable=True)
+    wait_until(lambda: SyncRun.objects.filter(status="completed").count() == 1)
+    call_command("xero_sync", organisation=organisation.pk, full=True)
+    run = wait_until(lambda: SyncRun.objects.filter(status="completed", trigger="manual").first())
+    assert (run.unchanged, run.created) == (1, 0) and len(org.contacts) == 1
+    connection.refresh_from_db()
+    assert connection.xero_tenant_name == org.name

@@ -1,0 +1,223 @@
+"""The Xero client over real HTTP against the fake Xero: tokens, calls, and error classification."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from lookout_xero.client import Credentials, Token, XeroClient, classify_response
+from lookout_xero.exceptions import (
+    XeroAuthError,
+    XeroError,
+    XeroForbiddenError,
+    XeroRateLimitError,
+    XeroScopeError,
+    XeroServerError,
+    XeroTransportError,
+    XeroValidationError,
+)
+from tests.helpers import CLIENT_ID, CLIENT_SECRET
+
+
+@pytest.fixture
+def client(xero):
+    xero.add_organisation(CLIENT_ID, CLIENT_SECRET, name="Harbour Trust Ltd")
+    return XeroClient(
+        Credentials(CLIENT_ID, CLIENT_SECRET, "accounting.contacts"),
+        token_url=xero.token_url,
+        api_url=xero.api_url,
+        timeout=2,
+    )
+
+
+def test_token_is_fetched_once_and_shared_through_the_callback(xero, client):
+    seen = []
+    client.on_new_token = seen.append
+    assert client.get_tenants()[0].name == "Harbour Trust Ltd"
+    client.list_contacts(page=1, page_size=10)
+    token_calls = [r for r in xero.requests if r.path == "/connect/token"]
+    assert len(token_calls) == 1 and len(seen) == 1
+    assert seen[0].expires_at > datetime.now(UTC) + timedelta(minutes=25)
+    assert "access_token" not in repr(seen[0]) and seen[0].access_token not in repr(seen[0])
+
+
+def test_empty_scope_sends_no_scope_parameter(xero):
+    xero.add_organisation(CLIENT_ID, CLIENT_SECRET, reject_explicit_scope=True)
+    client = XeroClient(
+        Credentials(CLIENT_ID, CLIENT_SECRET, ""), token_url=xero.token_url, api_url=xero.api_url
+    )
+    client.fetch_token()
+    assert b"scope" not in xero.requests[-1].body
+    with pytest.raises(XeroScopeError):
+        XeroClient(
+            Credentials(CLIENT_ID, CLIENT_SECRET, "accounting.contacts"),
+            token_url=xero.token_url,
+            api_url=xero.api_url,
+        ).fetch_token()
+
+
+def test_wrong_secret_is_an_auth_error_without_the_secret_in_it(xero, client):
+    bad = XeroClient(
+        Credentials(CLIENT_ID, "wrong-secret"), token_url=xero.token_url, api_url=xero.api_url
+    )
+    with pytest.raises(XeroAuthError) as caught:
+        bad.get_tenants()
+    assert "invalid_client" in str(caught.value)
+    assert "wrong-secret" not in str(caught.value) and "wrong-secret" not in repr(caught.value)
+    assert not caught.value.retryable
+
+
+def test_401_fetches_a_new_token_once_and_retries(xero, client):
+    client.list_contacts(page=1, page_size=10)
+    xero.expire_tokens()
+    client.list_contacts(page=1, page_size=10)
+    assert len([r for r in xero.requests if r.path == "/connect/token"]) == 2
+
+
+def test_stale_cached_token_is_not_used(xero, client):
+    client.token = Token("old", datetime.now(UTC) + timedelta(seconds=30))  # inside the margin
+    client.list_contacts(page=1, page_size=10)
+    assert xero.requests[0].path == "/connect/token"
+
+
+def test_save_contacts_returns_per_item_results(xero, client):
+    results = client.save_contacts(
+        [{"Name": "Good"}, {"Name": "Bad", "EmailAddress": "nope"}], idempotency_key="k-1"
+    )
+    assert [r.ok for r in results] == [True, False]
+    assert results[0].contact_id and results[1].messages == ["Email address must be valid."]
+    sent = xero.requests[-1]
+    assert sent.query["summarizeErrors"] == ["false"] and sent.header("Idempotency-Key") == "k-1"
+    assert sent.header("User-Agent").startswith("lookout-xero/")
+
+
+def test_replayed_idempotency_key_does_not_duplicate(xero, client):
+    first = client.save_contacts([{"Name": "Once"}], idempotency_key="same")
+    second = client.save_contacts([{"Name": "Once"}], idempotency_key="same")
+    assert first[0].contact_id == second[0].contact_id
+    assert len(xero.org(CLIENT_ID).contacts) == 1
+
+
+def test_rate_limits_are_read_and_429_is_classified(xero, client):
+    client.list_contacts(page=1, page_size=10)
+    assert client.limits.minute_remaining == 59 and client.limits.day_remaining == 4999
+    xero.org(CLIENT_ID).set_limits(minute_remaining=0)
+    with pytest.raises(XeroRateLimitError) as caught:
+        client.list_contacts(page=1, page_size=10)
+    assert (
+        caught.value.limit == "minute" and caught.value.retry_after >= 1 and caught.value.retryable
+    )
+    xero.org(CLIENT_ID).set_limits(minute_remaining=50, day_remaining=0)
+    with pytest.raises(XeroRateLimitError) as caught:
+        client.list_contacts(page=1, page_size=10)
+    assert caught.value.limit == "day"
+
+
+def test_outages_timeouts_and_drops_are_retryable(xero, client):
+    client.fetch_token()
+    xero.fail_next(503)
+    with pytest.raises(XeroServerError) as caught:
+        client.list_contacts(page=1, page_size=10)
+    assert caught.value.retryable and "offline" in caught.value.body_excerpt
+    xero.drop_next()
+    with pytest.raises(XeroTransportError):
+        client.list_contacts(page=1, page_size=10)
+    xero.delay_next(3)
+    with pytest.raises(XeroTransportError) as caught:
+        client.list_contacts(page=1, page_size=10)
+    assert "timed out" in str(caught.value)
+
+
+def test_iter_contacts_pages_through_everything_including_archived(xero, client):
+    org = xero.org(CLIENT_ID)
+    for i in range(25):
+        org.add_contact(Name=f"C{i}", ContactStatus="ARCHIVED" if i % 5 == 0 else "ACTIVE")
+    contacts = list(client.iter_contacts(page_size=10))
+    assert len(contacts) == 25
+    assert len([r for r in xero.requests if r.path.endswith("/Contacts")]) == 3
+
+
+def test_find_contacts_builds_a_where_filter(xero, client):
+    org = xero.org(CLIENT_ID)
+    org.add_contact(Name='Quote "Me" Ltd', EmailAddress="q@example.org")
+    org.add_contact(Name="Other", ContactNumber="LKT-9")
+    found = client.find_contacts(numbers=["LKT-9"], emails=["Q@example.org"], names=["nobody"])
+    assert sorted(c.name for c in found) == ["Other", 'Quote "Me" Ltd']
+
+
+def _response(status, body=b"", headers=None):
+    response = requests.Response()
+    response.status_code = status
+    response._content = body
+    response.headers.update(headers or {})
+    return response
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "kind", "retryable"),
+    [
+        (200, b"{}", {}, None, None),
+        (
+            400,
+            b'{"error":"invalid_client"}',
+            {"Content-Type": "application/json"},
+            XeroAuthError,
+            False,
+        ),
+        (
+            400,
+            b'{"error":"invalid_scope"}',
+            {"Content-Type": "application/json"},
+            XeroScopeError,
+            False,
+        ),
+        (
+            400,
+            b'{"Type":"ValidationException","Elements":[{"ValidationErrors":[{"Message":"m"}]}]}',
+            {"Content-Type": "application/json"},
+            XeroValidationError,
+            False,
+        ),
+        (
+            401,
+            b'{"Detail":"TokenExpired: x"}',
+            {"Content-Type": "application/json"},
+            XeroAuthError,
+            False,
+        ),
+        (403, b"{}", {"Content-Type": "application/json"}, XeroForbiddenError, False),
+        (
+            429,
+            b"",
+            {"X-Rate-Limit-Problem": "Minute", "Retry-After": "7"},
+            XeroRateLimitError,
+            True,
+        ),
+        (
+            503,
+            b"oauth_problem=rate%20limit%20exceeded",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            XeroRateLimitError,
+            True,
+        ),
+        (
+            503,
+            b"The Xero API is currently offline for maintenance",
+            {"Content-Type": "text/plain"},
+            XeroServerError,
+            True,
+        ),
+        (500, b"<html>oops</html>", {"Content-Type": "text/html"}, XeroServerError, True),
+        (418, b"", {}, XeroError, False),
+    ],
+)
+def test_classification(status, body, headers, kind, retryable):
+    headers = {"Xero-Correlation-Id": "corr-1", **headers}
+    error = classify_response(_response(status, body, headers))
+    if kind is None:
+        assert error is None
+        return
+    assert type(error) is kind and error.retryable is retryable
+    assert error.status_code == status and error.correlation_id == "corr-1"
+    if kind is XeroRateLimitError and status == 429:
+        assert error.limit == "minute" and error.retry_after == 7

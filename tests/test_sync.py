@@ -1,0 +1,395 @@
+"""The sync in-process against the fake Xero over HTTP: outcomes, faults, limits, leases."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from lookout_xero import services
+from lookout_xero.models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
+from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def org(xero):
+    return xero.add_organisation(CLIENT_ID, CLIENT_SECRET, name="Harbour Trust Ltd")
+
+
+@pytest.fixture
+def connection(organisation, org):
+    """An enabled connection whose (empty) full sync has already run."""
+    connection = make_connection(organisation, enabled=True)
+    services.run_full_sync(connection.runs.get().pk)
+    return connection
+
+
+def drain_all(connection, rounds=5):
+    """Drain until nothing is due now (making backed-off entries due at once)."""
+    for _ in range(rounds):
+        OutboxEntry.objects.update(due_at=timezone.now())
+        services.drain(connection.pk)
+        if not OutboxEntry.objects.exists():
+            return
+
+
+def posts(xero):
+    return [r for r in xero.requests if r.method == "POST" and "/Contacts" in r.path]
+
+
+def test_full_sync_counts_and_batches_of_fifty(xero, organisation, org, settings):
+    for i in range(120):
+        make_funder(organisation, f"Member {i:03}")
+    connection = make_connection(organisation, enabled=True)
+    run = connection.runs.get()
+    services.run_full_sync(run.pk)
+    assert OutboxEntry.objects.filter(run=run).count() == 120
+    services.drain(connection.pk)
+    run.refresh_from_db()
+    assert (run.status, run.in_scope, run.created, run.done) == ("completed", 120, 120, 120)
+    assert [len(r.json["Contacts"]) for r in posts(xero)] == [50, 50, 20]
+    assert len(org.contacts) == 120
+
+
+def test_hundred_saves_of_one_funder_are_one_outbox_row_and_one_enqueue(
+    connection, organisation, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        funder = make_funder(organisation, "Busy Funder")
+        for i in range(99):
+            funder.phone = str(i)
+            funder.save()
+    entry = OutboxEntry.objects.get()
+    assert entry.version == 100 and entry.funder_id == funder.pk
+    assert len(callbacks) == 1
+
+
+def test_rolled_back_save_queues_nothing(
+    connection, organisation, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            make_funder(organisation, "Never Happened")
+            raise RuntimeError("rollback")
+    assert not OutboxEntry.objects.exists() and callbacks == []
+
+
+def test_non_members_and_disabled_connections_queue_nothing(
+    organisation, org, django_assert_num_queries
+):
+    connection = make_connection(organisation, enabled=False)
+    with django_assert_num_queries(1):  # the INSERT of the funder, and nothing else
+        make_funder(organisation, "Grant Body", funder_type="grant")
+    make_funder(organisation, "Member While Disabled")
+    assert not OutboxEntry.objects.exists()
+    assert connection.runs.count() == 0
+
+
+def test_enabling_through_save_creates_one_run_and_starts_it_on_commit(
+    organisation, org, django_capture_on_commit_callbacks
+):
+    connection = make_connection(organisation)
+    with django_capture_on_commit_callbacks() as callbacks:
+        connection.enabled = True
+        connection.save()
+        connection.save()  # saving again while enabled is not a new enable
+    assert connection.runs.count() == 1 and len(callbacks) == 1
+
+
+def test_per_item_xero_error_is_kept_and_does_not_block_the_batch(
+    xero, connection, organisation, org
+):
+    make_funder(organisation, "Good One")
+    stale = make_funder(organisation, "Merged Away")
+    make_funder(organisation, "Good Two")
+    # Linked to a contact Xero no longer has: Xero refuses that element only.
+    XeroContactLink.objects.create(
+        connection=connection,
+        funder=stale,
+        state="synced",
+        matched_by="created",
+        xero_contact_id="0d5b7b4e-0000-4000-8000-00000000dead",
+    )
+    services.drain(connection.pk)
+    assert sorted(c["Name"] for c in org.contacts.values()) == ["Good One", "Good Two"]
+    link = XeroContactLink.objects.get(funder=stale)
+    log = SyncLog.objects.get(funder=stale)
+    assert link.state == "failed" and log.outcome == "failed"
+    assert link.last_error == log.message and "not be found" in log.message  # Xero's own words
+    assert not OutboxEntry.objects.exists()  # not retried forever
+    posts_before = len(posts(xero))
+    services.drain(connection.pk)
+    assert len(posts(xero)) == posts_before
+
+
+def test_found_contact_keeps_the_bookkeepers_data_across_later_changes(xero, organisation, org):
+    existing = org.add_contact(
+        Name="Rangi Holdings", EmailAddress="rangi@example.org", TaxNumber="GST-77"
+    )
+    funder = make_funder(organisation, "Rangi Parata", email="rangi@example.org", city="Otaki")
+    connection = make_connection(organisation, enabled=True)
+    services.run_full_sync(connection.runs.get().pk)
+    services.drain(connection.pk)
+    assert SyncLog.objects.filter(outcome="linked", funder=funder).exists()
+    funder.city = ""
+    funder.phone = "04 555 0101"
+    funder.save()
+    services.drain(connection.pk)
+    contact = org.contacts[existing["ContactID"]]
+    street = next(a for a in contact["Addresses"] if a["AddressType"] == "STREET")
+    assert contact["TaxNumber"] == "GST-77" and street["City"] == ""
+    assert SyncLog.objects.filter(outcome="updated", funder=funder).exists()
+    funder.save()
+    services.drain(connection.pk)
+    assert SyncLog.objects.filter(outcome="unchanged", funder=funder).exists()
+
+
+def test_custom_mapping_from_settings_is_used(xero, connection, organisation, org, settings):
+    settings.LOOKOUT_XERO = {
+        **settings.LOOKOUT_XERO,
+        "MAPPING": "tests.mappings.with_account_number",
+    }
+    funder = make_funder(organisation, "Numbered")
+    services.drain(connection.pk)
+    assert [c["AccountNumber"] for c in org.contacts.values()] == [f"M-{funder.pk:05}"]
+
+
+def test_name_clash_becomes_a_conflict_with_xeros_message(xero, connection, organisation, org):
+    org.add_contact(Name="harbour books ltd", EmailAddress="x@example.org")
+    clash = make_funder(organisation, "Harbour Books Ltd", email="other@example.org")
+    OutboxEntry.objects.update(looked_up=True)  # as after a full sync: no look-up before creating
+    services.drain(connection.pk)
+    link = XeroContactLink.objects.get(funder=clash)
+    assert link.state == "conflict"
+    assert "already assigned to another contact" in link.last_error
+    assert not OutboxEntry.objects.exists()  # never retried in a loop
+    clash.name = "Harbour Books (Wellington)"
+    clash.save()  # a change by a person is tried again
+    services.drain(connection.pk)
+    link.refresh_from_db()
+    assert link.state == "synced" and len(org.contacts) == 2
+
+
+def test_outage_backs_off_then_delivers(xero, connection, organisation, org):
+    make_funder(organisation, "Patient Funder")
+    xero.fail_next(503, method="POST")
+    wait = services.drain(connection.pk)
+    entry = OutboxEntry.objects.get()
+    assert entry.attempts == 1 and entry.due_at > timezone.now() and 0 < wait <= 1
+    assert "offline" in entry.last_error or "503" in entry.last_error
+    assert SyncLog.objects.filter(outcome="retrying").exists()
+    drain_all(connection)
+    assert [c["Name"] for c in org.contacts.values()] == ["Patient Funder"]
+
+
+def test_gives_up_after_max_attempts_with_a_clear_error(
+    xero, connection, organisation, org, settings
+):
+    settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "MAX_ATTEMPTS": 2}
+    funder = make_funder(organisation, "Unlucky")
+    xero.fail_next(500, method="POST", times=2)
+    xero.fail_next(500, method="GET", times=2)
+    drain_all(connection)
+    link = XeroContactLink.objects.get(funder=funder)
+    assert link.state == "failed" and link.last_error.startswith("Gave up after 2 attempts")
+    assert not OutboxEntry.objects.exists()
+
+
+def test_lost_answer_after_xero_saved_does_not_duplicate(xero, connection, organisation, org):
+    for i in range(3):
+        make_funder(organisation, f"Crash Test {i}")
+    OutboxEntry.objects.update(looked_up=True)
+    xero.drop_next(after_processing=True, path_contains="/Contacts")
+    services.drain(connection.pk)
+    assert len(org.contacts) == 3  # Xero created them, we never heard back
+    drain_all(connection)
+    assert len(org.contacts) == 3
+    assert XeroContactLink.objects.filter(state="synced").count() == 3
+
+
+def test_wrong_credentials_stop_the_connection_visibly_and_keep_the_work(
+    xero, connection, organisation, org, caplog
+):
+    connection.client_secret = "wrong-" + CLIENT_SECRET
+    XeroConnection.objects.filter(pk=connection.pk).update(access_token="")
+    connection.save()
+    make_funder(organisation, "Waiting Funder")
+    with caplog.at_level(logging.DEBUG):
+        services.drain(connection.pk)
+    connection.refresh_from_db()
+    assert connection.state == "error" and connection.error_code == "invalid_client"
+    assert OutboxEntry.objects.count() == 1
+    calls = len(xero.requests)
+    services.drain(connection.pk)
+    assert len(xero.requests) == calls  # no retry loop against refused credentials
+
+    connection.client_secret = CLIENT_SECRET
+    connection.save()  # (the e2e tests show this also enqueues the waiting work)
+    connection.refresh_from_db()
+    assert connection.state == "ok"
+    services.drain(connection.pk)
+    assert [c["Name"] for c in org.contacts.values()] == ["Waiting Funder"]
+    every_text = caplog.text + " ".join(SyncLog.objects.values_list("message", flat=True))
+    every_text += connection.error_message
+    assert "wrong-" + CLIENT_SECRET not in every_text and CLIENT_SECRET not in every_text
+
+
+def test_minute_limit_reschedules_and_day_limit_pauses(xero, connection, organisation, org):
+    make_funder(organisation, "Throttled")
+    org.set_limits(minute_remaining=0)
+    wait = services.drain(connection.pk)
+    assert wait >= 1 and OutboxEntry.objects.get().due_at > timezone.now()
+
+    org.set_limits(minute_remaining=60, day_remaining=0)
+    OutboxEntry.objects.update(due_at=timezone.now())
+    assert services.drain(connection.pk) is None
+    connection.refresh_from_db()
+    assert connection.is_paused and SyncLog.objects.filter(outcome="paused").exists()
+    calls = len(xero.requests)
+    assert services.drain(connection.pk) is None and len(xero.requests) == calls
+
+    XeroConnection.objects.update(paused_until=timezone.now() - timedelta(seconds=1))
+    org.set_limits(day_remaining=100)
+    assert services.sweep()["connections"] == 1
+    drain_all(connection)
+    assert len(org.contacts) == 1
+
+
+def test_slows_down_before_xero_says_429(xero, connection, organisation, org, settings):
+    settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "BATCH_SIZE": 1}
+    make_funder(organisation, "One")
+    make_funder(organisation, "Two")
+    org.set_limits(minute_remaining=4)
+    wait = services.drain(connection.pk)
+    connection.refresh_from_db()
+    assert connection.min_limit_remaining <= 4
+    assert len(posts(xero)) == 1 and wait == pytest.approx(
+        60 / (connection.min_limit_remaining + 1)
+    )
+    assert OutboxEntry.objects.count() == 1
+
+
+def test_only_one_drain_per_organisation(xero, connection, organisation, org):
+    make_funder(organisation, "Queued")
+    lease = services._acquire_lease(connection.pk)
+    assert lease and services._acquire_lease(connection.pk) is None
+    calls = len(xero.requests)
+    assert services.drain(connection.pk) is None
+    assert len(xero.requests) == calls and OutboxEntry.objects.count() == 1
+    XeroConnection.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    services.drain(connection.pk)  # an expired lease (crashed worker) is taken over
+    assert not OutboxEntry.objects.exists()
+
+
+def test_disable_clears_the_outbox_and_cancels_the_run(organisation, org):
+    for i in range(3):
+        make_funder(organisation, f"M{i}")
+    connection = make_connection(organisation, enabled=True)
+    run = connection.runs.get()
+    services.run_full_sync(run.pk)
+    assert OutboxEntry.objects.count() == 3
+    connection.enabled = False
+    connection.save()
+    run.refresh_from_db()
+    assert run.status == "cancelled" and not OutboxEntry.objects.exists()
+    assert services.drain(connection.pk) is None and org.contacts == {}
+
+
+def test_leaving_membership_stops_syncing_and_leaves_xero_alone(
+    xero, connection, organisation, org
+):
+    funder = make_funder(organisation, "Changing Type")
+    services.drain(connection.pk)
+    contact_id = XeroContactLink.objects.get().xero_contact_id
+    calls = len(xero.requests)
+    funder.funder_type = "grant"
+    funder.name = "Renamed After Leaving"
+    funder.save()
+    services.drain(connection.pk)
+    assert len(xero.requests) == calls
+    assert org.contacts[contact_id]["Name"] == "Changing Type"
+    funder.delete()
+    assert org.contacts[contact_id]["ContactStatus"] == "ACTIVE"  # deleting never touches Xero
+
+
+def test_archive_in_xero_can_be_turned_off(xero, connection, organisation, org, settings):
+    funder = make_funder(organisation, "Keeps Active")
+    services.drain(connection.pk)
+    settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "ARCHIVE_IN_XERO": False}
+    funder.archived = True
+    funder.save()
+    services.drain(connection.pk)
+    assert [c["ContactStatus"] for c in org.contacts.values()] == ["ACTIVE"]
+
+
+def test_token_is_cached_encrypted_and_shared(xero, connection, organisation, org):
+    from django.db import connection as db
+
+    make_funder(organisation, "Token User")
+    services.drain(connection.pk)
+    connection.refresh_from_db()
+    assert connection.access_token and connection.access_token_expires_at > timezone.now()
+    with db.cursor() as cursor:
+        cursor.execute("SELECT access_token, client_secret FROM lookout_xero_xeroconnection")
+        raw_token, raw_secret = (bytes(v) for v in cursor.fetchone())
+    assert (
+        connection.access_token.encode() not in raw_token
+        and CLIENT_SECRET.encode() not in raw_secret
+    )
+    tokens_before = len([r for r in xero.requests if r.path == "/connect/token"])
+    make_funder(organisation, "Second Drain")
+    services.drain(connection.pk)  # a new drain (another worker) reuses the stored token
+    assert len([r for r in xero.requests if r.path == "/connect/token"]) == tokens_before
+
+
+def test_contact_removed_from_xero_is_found_or_created_again(xero, connection, organisation, org):
+    make_funder(organisation, "Phoenix")
+    services.drain(connection.pk)
+    org.contacts.clear()
+    connection.enabled = False
+    connection.save()
+    connection.enabled = True
+    connection.save()
+    run = connection.runs.filter(status="pending").get()
+    services.run_full_sync(run.pk)
+    services.drain(connection.pk)
+    assert [c["Name"] for c in org.contacts.values()] == ["Phoenix"]
+    run.refresh_from_db()
+    assert run.created == 1
+
+
+def test_preview_writes_nothing_to_xero(xero, organisation, org):
+    org.add_contact(Name="Linked By Email", EmailAddress="le@example.org")
+    make_funder(organisation, "New One")
+    make_funder(organisation, "Email Match", email="le@example.org")
+    make_funder(organisation, "", first_name="", last_name="")
+    connection = make_connection(organisation)
+    run = services.start_preview(connection)
+    services.run_full_sync(run.pk)
+    run.refresh_from_db()
+    counts = run.report["counts"]
+    assert (counts["create"], counts["link"], counts["invalid"]) == (1, 1, 1)
+    assert run.report["link"][0]["rule"] == "email"
+    assert not [r for r in xero.requests if r.method in ("POST", "PUT") and "Contacts" in r.path]
+    assert not XeroContactLink.objects.exists() and not OutboxEntry.objects.exists()
+    assert run.status == SyncRun.Status.COMPLETED
+
+
+def test_sweep_finds_work_a_broker_outage_left(connection, organisation):
+    make_funder(organisation, "Left Behind")  # its on-commit enqueue never ran (test transaction)
+    assert services.sweep() == {"runs": 0, "connections": 1}
+
+
+def test_prune_logs_keeps_recent_rows(connection):
+    old = SyncLog.objects.create(connection=connection, outcome="run", message="old")
+    SyncLog.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=91))
+    SyncLog.objects.create(connection=connection, outcome="run", message="new")
+    assert services.prune_logs() == 1
+    assert list(
+        SyncLog.objects.values_list("message", flat=True).filter(message__in=["old", "new"])
+    ) == ["new"]
