@@ -565,6 +565,9 @@ class _Item:
     clean: mapping.CleanContact | None = None
     sent: dict = field(default_factory=dict)
     sent_hash: str = ""
+    http_status: int | None = None
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[OutboxEntry]) -> None:
@@ -581,6 +584,7 @@ def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[Ou
     map_raw = conf.mapping_function()
     to_send: list[_Item] = []
     to_look_up: list[_Item] = []
+    settled: list[_Item] = []
     for entry in entries:
         funder = funders.get(entry.funder_id)
         if funder is None or organisation_id_of(funder) != connection.organisation_id:
@@ -610,7 +614,7 @@ def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[Ou
             map_raw(funder), number=mapping.contact_number(number_prefix, funder.pk)
         )
         if item.clean.error:
-            _finish_item(connection, item, Outcome.FAILED, message=item.clean.error)
+            settled.append(_settle(item, Outcome.FAILED, message=item.clean.error))
             continue
         if item.link.name_suffix:
             item.clean.payload["Name"] = _with_suffix(item.clean.name, item.link.name_suffix)
@@ -635,11 +639,15 @@ def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[Ou
             item.sent_hash == item.link.payload_hash
             and item.link.state == XeroContactLink.State.SYNCED
         ):
-            _finish_item(connection, item, Outcome.UNCHANGED)
+            settled.append(_settle(item, Outcome.UNCHANGED))
         else:
             batch.append(item)
+    _finish_items(connection, settled)
     if batch:
         _send_batch(connection, client, batch)
+    # Entries can also leave without an outcome (funder deleted or out of scope meanwhile).
+    for run_id in {entry.run_id for entry in entries if entry.run_id}:
+        _complete_run_if_done(run_id)
 
 
 def _look_up_existing(
@@ -729,7 +737,8 @@ def _send_batch(connection: XeroConnection, client: XeroClient, batch: list[_Ite
         _handle_request_error(connection, [i.entry for i in batch], exc)
         return
     for item, result in zip(batch, results, strict=True):
-        _apply_result(connection, item, result)
+        _apply_result(item, result)
+    _finish_items(connection, batch)
 
 
 def _idempotency_key(connection: XeroConnection, batch: list[_Item]) -> str:
@@ -746,7 +755,7 @@ def _idempotency_key(connection: XeroConnection, batch: list[_Item]) -> str:
     return "lx-" + hashlib.sha256(material.encode()).hexdigest()
 
 
-def _apply_result(connection: XeroConnection, item: _Item, result: ItemResult) -> None:
+def _apply_result(item: _Item, result: ItemResult) -> None:
     link = item.link
     if result.ok:
         if item.outcome == Outcome.CREATED:
@@ -764,41 +773,58 @@ def _apply_result(connection: XeroConnection, item: _Item, result: ItemResult) -
         link.conflict_candidates = []
         link.last_synced_at = timezone.now()
         warnings = (item.clean.warnings if item.clean else []) + result.warnings
-        _finish_item(connection, item, item.outcome, http_status=200, warnings=warnings)
+        _settle(item, item.outcome, http_status=200, warnings=warnings)
         return
     message = "; ".join(result.messages) or "Xero refused this contact without saying why."
     outcome = Outcome.CONFLICT if NAME_CLASH in message else Outcome.FAILED
-    _finish_item(connection, item, outcome, http_status=200, message=message)
+    _settle(item, outcome, http_status=200, message=message)
 
 
-def _finish_item(
-    connection, item: _Item, outcome: str, *, http_status=None, message="", warnings=()
-) -> None:
-    """Write the log row first (autocommit), then the link and the outbox in one transaction."""
-    link = item.link
-    _log(
-        connection,
-        outcome,
-        run=item.entry.run_id,
-        funder=item.funder,
-        contact_id=link.xero_contact_id,
-        http_status=http_status,
-        message=message,
-        warnings=list(warnings),
+def _settle(item: _Item, outcome: str, *, http_status=None, message="", warnings=()) -> _Item:
+    """Give an item its outcome; `_finish_items` records it."""
+    item.outcome, item.http_status, item.message = outcome, http_status, message
+    item.warnings = list(warnings)
+    if outcome in (Outcome.FAILED, Outcome.CONFLICT):
+        item.link.state = (
+            XeroContactLink.State.CONFLICT
+            if outcome == Outcome.CONFLICT
+            else XeroContactLink.State.FAILED
+        )
+        item.link.last_error = message
+    return item
+
+
+def _finish_items(connection: XeroConnection, items: list[_Item]) -> None:
+    """Record settled items: log rows first (their own commit), then links and outbox together."""
+    if not items:
+        return
+    SyncLog.objects.bulk_create(
+        _log_row(
+            connection,
+            item.outcome,
+            run=item.entry.run_id,
+            funder=item.funder,
+            contact_id=item.link.xero_contact_id,
+            http_status=item.http_status,
+            message=item.message,
+            warnings=item.warnings,
+        )
+        for item in items
     )
     with transaction.atomic():
-        if outcome in (Outcome.FAILED, Outcome.CONFLICT):
-            link.state = (
-                XeroContactLink.State.CONFLICT
-                if outcome == Outcome.CONFLICT
-                else XeroContactLink.State.FAILED
-            )
-            link.last_error = message
-        if outcome != Outcome.UNCHANGED:
-            link.save()
-        _clear_entries([item.entry])
-    _count(item.entry.run_id, outcome)
-    if outcome not in (Outcome.FAILED, Outcome.CONFLICT):
+        for item in items:
+            if item.outcome != Outcome.UNCHANGED:
+                item.link.save()
+        _clear_entries([item.entry for item in items])
+    per_run: dict[int, Counter] = {}
+    for item in items:
+        counter = RUN_COUNTERS.get(item.outcome)
+        if item.entry.run_id and counter:
+            per_run.setdefault(item.entry.run_id, Counter())[counter] += 1
+    for run_id, counts in per_run.items():
+        SyncRun.objects.filter(pk=run_id).update(**{k: F(k) + n for k, n in counts.items()})
+        _complete_run_if_done(run_id)
+    if any(item.outcome not in (Outcome.FAILED, Outcome.CONFLICT) for item in items):
         XeroConnection.objects.filter(pk=connection.pk).update(last_synced_at=timezone.now())
 
 
@@ -811,13 +837,6 @@ RUN_COUNTERS = {
     Outcome.CONFLICT: "conflicts",
     Outcome.FAILED: "failed",
 }
-
-
-def _count(run_id, outcome) -> None:
-    counter = RUN_COUNTERS.get(outcome)
-    if run_id and counter:
-        SyncRun.objects.filter(pk=run_id).update(**{counter: F(counter) + 1})
-        _complete_run_if_done(run_id)
 
 
 def _clear_entries(entries: list[OutboxEntry]) -> None:
@@ -847,34 +866,51 @@ def _handle_request_error(connection, entries: list[OutboxEntry], exc: XeroError
         _retry_or_give_up(connection, entries, exc)
         raise RetryLater(_backoff(max(e.attempts for e in entries) + 1)) from None
     # Permanent (404, unexpected 4xx): record against each funder, do not retry forever.
-    for entry in entries:
-        _give_up(connection, entry, str(exc), exc.status_code)
+    _give_up(connection, entries, str(exc), exc.status_code)
 
 
 def _retry_or_give_up(connection, entries: list[OutboxEntry], exc: XeroError) -> None:
     max_attempts = conf.get("MAX_ATTEMPTS")
+    exhausted = [e for e in entries if e.attempts + 1 >= max_attempts]
     for entry in entries:
-        if entry.attempts + 1 >= max_attempts:
-            _give_up(
-                connection, entry, f"Gave up after {max_attempts} attempts: {exc}", exc.status_code
-            )
-        else:
+        if entry not in exhausted:
             OutboxEntry.objects.filter(pk=entry.pk).update(
                 attempts=F("attempts") + 1,
                 due_at=timezone.now() + timedelta(seconds=_backoff(entry.attempts + 1)),
                 last_error=str(exc),
             )
+    _give_up(
+        connection, exhausted, f"Gave up after {max_attempts} attempts: {exc}", exc.status_code
+    )
     _log(connection, Outcome.RETRYING, http_status=exc.status_code, message=str(exc))
 
 
-def _give_up(connection, entry: OutboxEntry, message: str, http_status) -> None:
-    funder = conf.funder_model().objects.filter(pk=entry.funder_id).first()
-    if funder is None:
-        _clear_entries([entry])
-        return
-    link = XeroContactLink.objects.filter(connection=connection, funder=funder).first()
-    item = _Item(entry, funder, link or XeroContactLink(connection=connection, funder=funder))
-    _finish_item(connection, item, Outcome.FAILED, http_status=http_status, message=message)
+def _give_up(connection, entries: list[OutboxEntry], message: str, http_status) -> None:
+    """Record a permanent failure against each funder; their entries leave the outbox."""
+    funders = conf.funder_model().objects.in_bulk([e.funder_id for e in entries])
+    links = {
+        link.funder_id: link
+        for link in XeroContactLink.objects.filter(
+            connection=connection, funder_id__in=list(funders)
+        )
+    }
+    items = [
+        _settle(
+            _Item(
+                e,
+                funders[e.funder_id],
+                links.get(e.funder_id)
+                or XeroContactLink(connection=connection, funder=funders[e.funder_id]),
+            ),
+            Outcome.FAILED,
+            http_status=http_status,
+            message=message,
+        )
+        for e in entries
+        if e.funder_id in funders
+    ]
+    _clear_entries([e for e in entries if e.funder_id not in funders])
+    _finish_items(connection, items)
 
 
 def _backoff(attempt: int) -> float:
@@ -904,7 +940,12 @@ def _finish_run(run: SyncRun, status: str, message: str = "") -> None:
     _log(run.connection, Outcome.RUN, run=run, message=f"Full sync {status}. {message}".strip())
 
 
-def _log(
+def _log(connection, outcome, **fields) -> None:
+    """Sync log rows are written on their own, so they survive a rollback of the work."""
+    _log_row(connection, outcome, **fields).save()
+
+
+def _log_row(
     connection,
     outcome,
     *,
@@ -914,12 +955,10 @@ def _log(
     http_status=None,
     message="",
     warnings=None,
-):
-    """Sync log rows are written on their own, so they survive a rollback of the work."""
-    run_id = run.pk if isinstance(run, SyncRun) else run
-    SyncLog.objects.create(
+) -> SyncLog:
+    return SyncLog(
         connection_id=connection.pk,
-        run_id=run_id,
+        run_id=run.pk if isinstance(run, SyncRun) else run,
         funder=funder,
         funder_name=str(getattr(funder, "name", "") or "")[:300],
         funder_email=str(getattr(funder, "email", "") or "")[:300],

@@ -131,20 +131,27 @@ def test_existing_contacts_are_linked_and_name_clash_is_a_conflict(worker, xero,
     )
 
 
-def test_name_clash_on_create_is_recorded_and_does_not_block_the_batch(worker, xero, organisation):
+def test_name_clash_is_a_conflict_and_bad_data_does_not_block_the_batch(worker, xero, organisation):
     org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    renamed = make_funder(organisation, "Will Be Renamed")
     make_connection(organisation, enabled=True)
     wait_until(lambda: SyncRun.objects.filter(status="completed").exists())
-    # Appears in Xero after the full sync: the next create hits Xero's uniqueness rule.
     org.add_contact(Name="Clash Co", EmailAddress="someone-else@example.org")
-    org.add_contact(Name="Clash Co 2", EmailAddress="other@example.org")
 
-    make_funder(organisation, "Fine Funder")
-    make_funder(organisation, "Bad Email Funder", email="not-an-email")
+    with transaction.atomic():  # one batch: a clash, a bad e-mail and a clean funder together
+        renamed.name = "Clash Co"
+        renamed.save()
+        make_funder(organisation, "Bad Email Funder", email="not-an-email")
+        make_funder(organisation, "Fine Funder")
+    wait_until(lambda: XeroContactLink.objects.filter(state="conflict").exists())
     wait_until(lambda: XeroContactLink.objects.filter(state="synced").count() == 2)
-    log = SyncLog.objects.filter(funder_name="Bad Email Funder").first()
+    conflict = XeroContactLink.objects.get(state="conflict")
+    assert conflict.funder_id == renamed.pk
+    assert "The contact name Clash Co is already assigned to another contact" in conflict.last_error
+    log = SyncLog.objects.get(funder_name="Bad Email Funder")
     assert log.outcome == "created" and "not valid" in log.warnings[0]
-    assert {c["Name"] for c in org.contacts.values()} >= {"Fine Funder", "Bad Email Funder"}
+    names = {c["Name"] for c in org.contacts.values()}
+    assert names == {"Will Be Renamed", "Clash Co", "Bad Email Funder", "Fine Funder"}
 
 
 def test_two_organisations_are_isolated(worker, xero, organisation):
