@@ -112,6 +112,8 @@ class SyncRun(models.Model):
     failed = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Set when every in-scope funder has been queued: only then can the run complete.
+    planned_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -286,23 +286,31 @@ def run_full_sync(run_id: int) -> None:
     A preview run (``dry_run``) makes the same decisions and only writes its report.
     """
     run = SyncRun.objects.select_related("connection").filter(pk=run_id).first()
-    if run is None or run.status not in (SyncRun.Status.PENDING, SyncRun.Status.RUNNING):
-        return
+    if run is None or run.status != SyncRun.Status.PENDING:
+        return  # done, cancelled, or another worker is planning it
     connection = run.connection
     if not connection.enabled and not run.dry_run:
         _finish_run(run, SyncRun.Status.CANCELLED, message="Sync was disabled.")
         return
     if connection.is_paused or (connection.state == XeroConnection.State.ERROR and not run.dry_run):
         return  # the sweep starts it again once the connection is usable
-    SyncRun.objects.filter(pk=run.pk).update(
+    claimed = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.PENDING).update(
         status=SyncRun.Status.RUNNING, started_at=run.started_at or timezone.now()
     )
-    index = _read_contacts(connection, run)
+    if not claimed:
+        return
+    try:
+        index = _read_contacts(connection, run)
+    except (RetryLater, XeroError):
+        _unclaim(run)  # tried again by the task's retry or by the sweep
+        raise
     if index is None:
+        _unclaim(run)  # paused by Xero's day limit (a refused connection has failed the run)
         return
     report = _plan(connection, run, index)
     if report is None:
         return  # disabled part-way
+    SyncRun.objects.filter(pk=run.pk).update(planned_at=timezone.now())
     if run.dry_run:
         SyncRun.objects.filter(pk=run.pk).update(report=report)
         _finish_run(run, SyncRun.Status.COMPLETED)
@@ -310,6 +318,12 @@ def run_full_sync(run_id: int) -> None:
         enqueue_drain_on_commit(connection.pk)
     else:
         _complete_run_if_done(run.pk)
+
+
+def _unclaim(run: SyncRun) -> None:
+    SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).update(
+        status=SyncRun.Status.PENDING
+    )
 
 
 def _read_contacts(connection: XeroConnection, run: SyncRun) -> ContactIndex | None:
@@ -927,7 +941,9 @@ def _backoff(attempt: int) -> float:
 def _complete_run_if_done(run_id: int) -> None:
     if OutboxEntry.objects.filter(run_id=run_id).exists():
         return
-    run = SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.RUNNING).first()
+    run = SyncRun.objects.filter(
+        pk=run_id, status=SyncRun.Status.RUNNING, planned_at__isnull=False
+    ).first()
     if run:
         _finish_run(run, SyncRun.Status.COMPLETED)
 
@@ -1104,6 +1120,14 @@ def sweep() -> dict[str, int]:
     runs = SyncRun.objects.filter(
         connection__in=usable, status=SyncRun.Status.PENDING, created_at__lt=stale
     )
+    # A worker that died while planning leaves its run RUNNING and unplanned: plan it again.
+    stuck = now - timedelta(seconds=conf.get("LEASE_SECONDS"))
+    SyncRun.objects.filter(
+        connection__in=usable,
+        status=SyncRun.Status.RUNNING,
+        planned_at__isnull=True,
+        started_at__lt=stuck,
+    ).update(status=SyncRun.Status.PENDING)
     run_ids = list(runs.values_list("pk", flat=True))
     for run_id in run_ids:
         _send("start_full_sync", run_id)

@@ -393,3 +393,42 @@ def test_prune_logs_keeps_recent_rows(connection):
     assert list(
         SyncLog.objects.values_list("message", flat=True).filter(message__in=["old", "new"])
     ) == ["new"]
+
+
+def test_a_run_planned_by_a_worker_that_died_is_planned_again(xero, organisation, org):
+    make_funder(organisation, "Orphan")
+    connection = make_connection(organisation, enabled=True)
+    run = connection.runs.get()
+    long_ago = timezone.now() - timedelta(hours=1)
+    SyncRun.objects.filter(pk=run.pk).update(
+        status="running", started_at=long_ago, created_at=long_ago
+    )
+    services.run_full_sync(run.pk)  # a duplicate delivery does not plan a run already claimed
+    assert not OutboxEntry.objects.exists()
+    assert services.sweep()["runs"] == 1
+    run.refresh_from_db()
+    assert run.status == "pending"
+    services.run_full_sync(run.pk)
+    services.drain(connection.pk)
+    run.refresh_from_db()
+    assert (run.status, run.created) == ("completed", 1)
+
+
+def test_scope_refused_puts_the_connection_in_error_without_retrying(xero, organisation):
+    xero.add_organisation(CLIENT_ID, CLIENT_SECRET, reject_explicit_scope=True)
+    make_funder(organisation, "Needs Empty Scope")
+    connection = make_connection(organisation, enabled=True)
+    services.run_full_sync(connection.runs.get().pk)
+    connection.refresh_from_db()
+    assert (connection.state, connection.error_code) == ("error", "invalid_scope")
+    assert "Scope field left empty" in connection.error_message
+    assert connection.runs.get().status == "failed"
+    token_calls = len(xero.requests)
+    services.drain(connection.pk)
+    assert len(xero.requests) == token_calls
+    connection.scope = ""
+    connection.save()  # fixing the scope starts a new full sync
+    run = connection.runs.filter(status="pending").get()
+    services.run_full_sync(run.pk)
+    services.drain(connection.pk)
+    assert [c["Name"] for c in xero.org(CLIENT_ID).contacts.values()] == ["Needs Empty Scope"]
