@@ -342,6 +342,7 @@ def _raise_for_token_response(response: requests.Response) -> requests.Response:
 
 
 def _oauth_error(code: str, context: dict) -> XeroError:
+    context = {**context, "code": code}
     if code == "invalid_scope":
         return XeroScopeError(
             "Xero refused the scope: this custom connection does not allow the scope asked for "

@@ -21,9 +21,11 @@ class XeroError(Exception):
         status_code: int | None = None,
         correlation_id: str = "",
         body_excerpt: str = "",
+        code: str = "",
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.code = code  # Xero's or OAuth's short error name, e.g. "invalid_client"
         self.status_code = status_code
         self.correlation_id = correlation_id
         self.body_excerpt = body_excerpt
@@ -82,7 +84,3 @@ class XeroRateLimitError(XeroError, requests.HTTPError):
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
         self.limit = limit
-
-
-class XeroConfigurationError(Exception):
-    """The project is configured wrongly (e.g. a plain-http Xero URL). Never retried."""

@@ -69,11 +69,17 @@ class XeroConnection(models.Model):
     def __str__(self) -> str:
         return f"Xero connection for {self.organisation}"
 
+    # What a person edits. Everything else is the sync's, written with targeted UPDATEs, so a
+    # form saved from a stale page must not write it back (a lease, a pause, a fresh token...).
+    EDITABLE_FIELDS = ("organisation", "client_id", "client_secret", "scope", "enabled")
+
     def save(self, *args, **kwargs) -> None:
         # Imported here: services imports models.
         from . import services
 
-        services.before_connection_save(self)
+        touched = services.before_connection_save(self)
+        if self.pk and not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = {*self.EDITABLE_FIELDS, "updated_at", *touched}
         super().save(*args, **kwargs)
         services.after_connection_save(self)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import islice
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
@@ -91,8 +91,12 @@ def in_scope_funders(connection: XeroConnection):
 # --- the switch ---------------------------------------------------------------------------------
 
 
-def before_connection_save(connection: XeroConnection) -> None:
-    """Note what this save changes, so `after_connection_save` can act on it."""
+def before_connection_save(connection: XeroConnection) -> set[str]:
+    """Note what this save changes, so `after_connection_save` can act on it.
+
+    Returns the fields beyond the editable ones that this save must write.
+    """
+    touched: set[str] = set()
     previous = XeroConnection.objects.filter(pk=connection.pk).first() if connection.pk else None
     credentials_changed = previous is None or (
         (previous.client_id, previous.client_secret, previous.scope)
@@ -100,14 +104,25 @@ def before_connection_save(connection: XeroConnection) -> None:
     )
     if previous is None or previous.client_secret != connection.client_secret:
         connection.client_secret_set_at = timezone.now()
+        touched.add("client_secret_set_at")
     if credentials_changed and previous is not None:
         # New credentials: the old token and the old verdict on them no longer hold.
         connection.access_token = ""
         connection.access_token_expires_at = None
         _clear_error(connection)
+        touched |= {
+            "access_token",
+            "access_token_expires_at",
+            "state",
+            "error_code",
+            "error_message",
+        }
     connection._lx_enabling = connection.enabled and not (previous and previous.enabled)
     connection._lx_disabling = bool(previous and previous.enabled and not connection.enabled)
     connection._lx_credentials_changed = credentials_changed and previous is not None
+    # Another Client ID is probably another Xero organisation: only a full sync is safe then.
+    connection._lx_client_changed = bool(previous and previous.client_id != connection.client_id)
+    return touched
 
 
 def after_connection_save(connection: XeroConnection) -> None:
@@ -118,7 +133,7 @@ def after_connection_save(connection: XeroConnection) -> None:
     elif connection._lx_credentials_changed and connection.enabled:
         # Fixed credentials resume the work that was waiting for them.
         last_run = connection.runs.filter(dry_run=False).first()
-        if last_run and last_run.status == SyncRun.Status.FAILED:
+        if connection._lx_client_changed or (last_run and last_run.status == SyncRun.Status.FAILED):
             start_full_sync(connection, trigger=SyncRun.Trigger.MANUAL)
         else:
             enqueue_drain_on_commit(connection.pk)
@@ -163,7 +178,7 @@ def queue_funder(connection_id: int, funder_id) -> None:
                 OutboxEntry.objects.create(
                     connection_id=connection_id, funder_id=funder_id, due_at=now
                 )
-        except Exception:  # a concurrent save created it first
+        except IntegrityError:  # a concurrent save created it first
             OutboxEntry.objects.filter(connection_id=connection_id, funder_id=funder_id).update(
                 version=F("version") + 1, due_at=now, attempts=0
             )
@@ -243,14 +258,7 @@ def record_connection_error(
     connection: XeroConnection, exc: XeroError, run: SyncRun | None = None
 ) -> None:
     """Credentials refused or access revoked: a person must act, so stop and say why."""
-    if isinstance(exc, XeroScopeError):
-        code = "invalid_scope"
-    elif isinstance(exc, XeroForbiddenError):
-        code = "forbidden"
-    elif "invalid_client" in str(exc):
-        code = "invalid_client"
-    else:
-        code = "unauthorized"
+    code = exc.code or ("forbidden" if isinstance(exc, XeroForbiddenError) else "unauthorized")
     XeroConnection.objects.filter(pk=connection.pk).update(
         state=XeroConnection.State.ERROR,
         error_code=code,
@@ -331,10 +339,8 @@ def _read_contacts(connection: XeroConnection, run: SyncRun) -> ContactIndex | N
     client = client_for(connection)
     try:
         tenants = client.get_tenants()
-        if tenants:
-            XeroConnection.objects.filter(pk=connection.pk).update(
-                xero_tenant_id=tenants[0].tenant_id, xero_tenant_name=tenants[0].name
-            )
+        if tenants and not run.dry_run:
+            _note_tenant(connection, run, tenants[0])
         return ContactIndex(client.iter_contacts(page_size=conf.get("PAGE_SIZE")))
     except (XeroAuthError, XeroForbiddenError) as exc:
         if run.dry_run:
@@ -349,6 +355,29 @@ def _read_contacts(connection: XeroConnection, run: SyncRun) -> ContactIndex | N
         raise RetryLater(exc.retry_after or 60) from None
     finally:
         _remember_limits(connection, client)
+
+
+def _note_tenant(connection: XeroConnection, run: SyncRun, tenant) -> None:
+    """Remember the Xero organisation; if it is a different one, forget the old links."""
+    if connection.xero_tenant_id and connection.xero_tenant_id != tenant.tenant_id:
+        XeroContactLink.objects.filter(connection=connection).update(
+            xero_contact_id="",
+            xero_contact_status="",
+            matched_by="",
+            payload_hash="",
+            sent_fields=[],
+            state=XeroContactLink.State.PENDING,
+        )
+        _log(
+            connection,
+            Outcome.RUN,
+            run=run,
+            message=f"These credentials reach another Xero organisation ({tenant.name}); "
+            "links to the previous organisation's contacts were reset.",
+        )
+    XeroConnection.objects.filter(pk=connection.pk).update(
+        xero_tenant_id=tenant.tenant_id, xero_tenant_name=tenant.name
+    )
 
 
 def _plan(connection: XeroConnection, run: SyncRun, index: ContactIndex) -> dict | None:

@@ -432,3 +432,37 @@ def test_scope_refused_puts_the_connection_in_error_without_retrying(xero, organ
     services.run_full_sync(run.pk)
     services.drain(connection.pk)
     assert [c["Name"] for c in xero.org(CLIENT_ID).contacts.values()] == ["Needs Empty Scope"]
+
+
+def test_credentials_of_another_xero_organisation_start_over_there(
+    xero, connection, organisation, org
+):
+    make_funder(organisation, "Moves House")
+    services.drain(connection.pk)
+    other = xero.add_organisation("client-new-org", "secret-new", name="New Books Ltd")
+    connection.client_id, connection.client_secret = "client-new-org", "secret-new"
+    connection.save()  # another Client ID: a full sync, not a push of stale ContactIDs
+    run = connection.runs.filter(status="pending").get()
+    services.run_full_sync(run.pk)
+    services.drain(connection.pk)
+    assert [c["Name"] for c in other.contacts.values()] == ["Moves House"]
+    assert XeroContactLink.objects.get().xero_contact_id in other.contacts
+    assert SyncLog.objects.filter(message__contains="another Xero organisation").exists()
+    connection.refresh_from_db()
+    assert connection.xero_tenant_name == "New Books Ltd"
+
+
+def test_saving_a_stale_connection_keeps_what_the_sync_wrote(connection, organisation):
+    stale = XeroConnection.objects.get(pk=connection.pk)  # e.g. an admin form opened earlier
+    until = timezone.now() + timedelta(hours=2)
+    XeroConnection.objects.filter(pk=connection.pk).update(
+        paused_until=until, lease_token="held-by-a-worker", min_limit_remaining=12
+    )
+    stale.scope = "accounting.contacts"
+    stale.save()
+    fresh = XeroConnection.objects.get(pk=connection.pk)
+    assert (fresh.paused_until, fresh.lease_token, fresh.min_limit_remaining) == (
+        until,
+        "held-by-a-worker",
+        12,
+    )
