@@ -1,15 +1,667 @@
-"""Django admin for the Lookout team: connections, runs, the sync log. No HTTP in here."""
+"""Django admin for the Lookout team: connections, runs, the sync log, conflicts, funder panels.
+
+No HTTP in here: actions and buttons enqueue work through `services` (via `views`), and the
+Client Secret is write-only.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from functools import update_wrapper
 
+from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator, capfirst
+
+from . import status, views
 from .forms import XeroConnectionForm
-from .models import SyncLog, SyncRun, XeroConnection, XeroContactLink
+from .models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
+
+ADMIN_CSS = {"all": ["lookout_xero/admin.css"]}
+ADMIN_JS = ["lookout_xero/admin.js"]
+CREDENTIALS_HEADING = "Xero custom connection"
+
+RUN_BADGES = {
+    SyncRun.Status.PENDING: "syncing",
+    SyncRun.Status.RUNNING: "syncing",
+    SyncRun.Status.COMPLETED: "healthy",
+    SyncRun.Status.CANCELLED: "disabled",
+    SyncRun.Status.FAILED: "error",
+}
+OUTCOME_BADGES = {
+    SyncLog.Outcome.CREATED: "healthy",
+    SyncLog.Outcome.LINKED: "healthy",
+    SyncLog.Outcome.UPDATED: "healthy",
+    SyncLog.Outcome.RESTORED: "healthy",
+    SyncLog.Outcome.CONFLICT: "paused",
+    SyncLog.Outcome.RETRYING: "paused",
+    SyncLog.Outcome.PAUSED: "paused",
+    SyncLog.Outcome.FAILED: "error",
+    SyncLog.Outcome.CONNECTION_ERROR: "error",
+    SyncLog.Outcome.RUN: "syncing",
+}
+LINK_BADGES = {
+    XeroContactLink.State.SYNCED: "healthy",
+    XeroContactLink.State.PENDING: "syncing",
+    XeroContactLink.State.CONFLICT: "paused",
+    XeroContactLink.State.FAILED: "error",
+}
+
+
+def badge(key: str, words: str):
+    """A coloured badge that always carries its meaning in words."""
+    return format_html('<span class="lx-badge lx-badge--{}">{}</span>', key, words)
+
+
+def xero_contact_link(contact_id: str, *, short: bool = False):
+    """The ContactID, opening the contact in Xero in a new tab."""
+    if not contact_id:
+        return "—"
+    return format_html(
+        '<a href="{}" target="_blank" rel="noopener" title="Open {} in Xero">{}</a>',
+        views.xero_contact_url(contact_id),
+        contact_id,
+        f"{contact_id[:8]}…" if short and len(contact_id) > 9 else contact_id,
+    )
+
+
+def run_label(run: SyncRun) -> str:
+    return f"{'Preview' if run.dry_run else 'Full sync'} #{run.pk}"
+
+
+def _admin_urls(model_admin, views_by_suffix: dict) -> list:
+    """URL patterns for `views` functions, each behind the admin's login, staff and CSRF checks."""
+    opts = model_admin.model._meta
+    patterns = []
+    for route, (view, suffix) in views_by_suffix.items():
+
+        def bound(request, *args, _view=view, **kwargs):
+            return _view(request, model_admin, *args, **kwargs)
+
+        wrapped = model_admin.admin_site.admin_view(update_wrapper(bound, view))
+        patterns.append(path(route, wrapped, name=f"{opts.app_label}_{opts.model_name}_{suffix}"))
+    return patterns
+
+
+def _count_per_connection(model, **filters):
+    """A correlated count, so the list needs one query however many rows it shows."""
+    counts = (
+        model.objects.filter(connection=OuterRef("pk"), **filters)
+        .order_by()
+        .values("connection")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the sync writes: never added, changed or deleted by hand.
+
+    The delete permission itself stays Django's, because the admin also asks it when a funder,
+    organisation or connection is deleted and these rows go with it (their CASCADE).
+    """
+
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context["show_delete"] = False
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        raise PermissionDenied
+
+
+# --- connections ----------------------------------------------------------------------------
+
+
+@admin.register(XeroConnection)
+class XeroConnectionAdmin(admin.ModelAdmin):
+    form = XeroConnectionForm
+    change_form_template = "lookout_xero/admin/connection_change_form.html"
+    change_list_template = "lookout_xero/admin/connection_change_list.html"
+    list_display = [
+        "organisation",
+        "status_badge",
+        "xero_organisation",
+        "last_sync",
+        "pending",
+        "conflicts",
+        "failed",
+        "calls_left",
+    ]
+    list_filter = ["enabled", "state"]
+    list_select_related = ["organisation"]
+    search_fields = ["organisation__name", "xero_tenant_name"]
+    actions = ["sync_now", "retry_failed"]
+
+    class Media:
+        css = ADMIN_CSS
+        js = ADMIN_JS
+
+    def get_queryset(self, request):
+        active_run = SyncRun.objects.filter(
+            connection=OuterRef("pk"), dry_run=False, status__in=status.ACTIVE_RUN_STATUSES
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                lx_pending=_count_per_connection(OutboxEntry),
+                lx_conflicts=_count_per_connection(
+                    XeroContactLink, state=XeroContactLink.State.CONFLICT
+                ),
+                lx_failed=_count_per_connection(
+                    XeroContactLink, state=XeroContactLink.State.FAILED
+                ),
+                lx_running=Exists(active_run),
+            )
+        )
+
+    def get_urls(self):
+        return [
+            *_admin_urls(
+                self,
+                {
+                    "test-connection/": (views.test_connection, "test_connection"),
+                    "<path:object_id>/status/": (views.connection_status, "status"),
+                    "<path:object_id>/preview/": (views.start_preview, "preview"),
+                    "<path:object_id>/preview/<int:run_id>/": (
+                        views.preview_status,
+                        "preview_status",
+                    ),
+                    "<path:object_id>/sync-now/": (views.sync_now, "sync_now"),
+                    "<path:object_id>/retry-failed/": (views.retry_failed, "retry_failed"),
+                    "<path:object_id>/cancel-run/": (views.cancel_run, "cancel_run"),
+                },
+            ),
+            *super().get_urls(),
+        ]
+
+    # Credentials and the switch: only for people with the credentials permission.
+
+    def has_add_permission(self, request) -> bool:
+        # A connection cannot exist without credentials.
+        return super().has_add_permission(request) and views.can_manage_credentials(request.user)
+
+    def get_fieldsets(self, request, obj=None):
+        if not views.can_manage_credentials(request.user):
+            return [
+                (
+                    None,
+                    {
+                        "fields": ["organisation"],
+                        "description": "The credentials and the Enabled switch are shown only "
+                        "to people allowed to manage Xero credentials.",
+                    },
+                )
+            ]
+        return [
+            (None, {"fields": ["organisation"]}),
+            (CREDENTIALS_HEADING, {"fields": ["client_id", "client_secret", "scope"]}),
+            ("Sync", {"fields": ["enabled"]}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a connection to another organisation would sync the wrong funders.
+        return ["organisation"] if obj else []
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        manager = views.can_manage_credentials(request.user)
+        context.update(
+            lx_can_manage=manager,
+            lx_can_operate=views.can_operate(request.user),
+            lx_credentials_heading=CREDENTIALS_HEADING,
+            lx_status=status.summary(obj) if obj else None,
+            lx_urls=self._page_urls(obj),
+        )
+        if obj and not manager:
+            # Nothing on the form is theirs to change.
+            context.update(
+                show_save=False, show_save_and_continue=False, show_save_and_add_another=False
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _page_urls(self, obj) -> dict:
+        site = self.admin_site.name
+        urls = {
+            "test": reverse(f"{site}:lookout_xero_xeroconnection_test_connection"),
+            "conflicts": reverse(f"{site}:lookout_xero_xerocontactlink_conflicts"),
+            "log": reverse(f"{site}:lookout_xero_synclog_changelist"),
+            "runs": reverse(f"{site}:lookout_xero_syncrun_changelist"),
+        }
+        if obj is None:
+            return urls
+        for key, name in [
+            ("status", "status"),
+            ("preview", "preview"),
+            ("sync_now", "sync_now"),
+            ("retry_failed", "retry_failed"),
+            ("cancel", "cancel_run"),
+        ]:
+            urls[key] = reverse(f"{site}:lookout_xero_xeroconnection_{name}", args=[obj.pk])
+        urls["conflicts"] += f"?connection={obj.pk}"
+        urls["log"] += f"?connection__organisation__id__exact={obj.organisation_id}"
+        urls["runs"] += f"?connection__organisation__id__exact={obj.organisation_id}"
+        urls["failed"] = reverse(f"{site}:lookout_xero_xerocontactlink_changelist") + (
+            f"?state__exact=failed&connection__organisation__id__exact={obj.organisation_id}"
+        )
+        return urls
+
+    def get_deleted_objects(self, objs, request):
+        """A count per kind of row, not a line per row: a connection has thousands of log rows."""
+        connections = list(objs)
+        model_count = {self.model._meta.verbose_name_plural: len(connections)}
+        for relation in self.model._meta.related_objects:
+            if relation.on_delete is models.CASCADE:
+                related = relation.related_model
+                count = related._base_manager.filter(
+                    **{f"{relation.field.name}__in": connections}
+                ).count()
+                if count:
+                    model_count[related._meta.verbose_name_plural] = count
+        summary = [str(connection) for connection in connections]
+        summary += [f"{capfirst(name)}: {count}" for name, count in list(model_count.items())[1:]]
+        return summary, model_count, set(), []
+
+    def save_model(self, request, obj, form, change) -> None:
+        if "enabled" in form.changed_data:
+            request.lx_switched = "on" if obj.enabled else "off"
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        response = super().response_add(request, obj, post_url_continue)
+        return self._after_switch(request, obj, response)
+
+    def response_change(self, request, obj):
+        return self._after_switch(request, obj, super().response_change(request, obj))
+
+    def _after_switch(self, request, obj, response):
+        """Say what flipping the switch did; after enabling, stay to watch the progress."""
+        switched = getattr(request, "lx_switched", None)
+        if switched == "off":
+            messages.info(request, "Disabled: nothing more is sent to Xero for this organisation.")
+        if switched != "on":
+            return response
+        messages.info(
+            request,
+            "Enabled: a full sync of all unarchived membership funders has started. Its progress "
+            "shows below.",
+        )
+        other_choice = {"_continue", "_addanother", "_saveasnew", IS_POPUP_VAR} & set(request.POST)
+        if other_choice:
+            return response
+        return redirect(f"{self.admin_site.name}:lookout_xero_xeroconnection_change", obj.pk)
+
+    # The list's columns, all from the annotations above.
+
+    @admin.display(description="Status")
+    def status_badge(self, obj):
+        state = status.health(obj, syncing=obj.lx_running or bool(obj.lx_pending))
+        if state.key != "error":
+            return badge(state.key, state.label)
+        return format_html(
+            '{} <span class="lx-reason" title="{}">{}</span>',
+            badge(state.key, state.label),
+            state.reason,
+            Truncator(state.reason).chars(70),
+        )
+
+    @admin.display(description="Xero organisation", ordering="xero_tenant_name")
+    def xero_organisation(self, obj):
+        return obj.xero_tenant_name or "—"
+
+    @admin.display(description="Last successful sync", ordering="last_synced_at")
+    def last_sync(self, obj):
+        return obj.last_synced_at or "never"
+
+    @admin.display(description="Pending changes", ordering="lx_pending")
+    def pending(self, obj):
+        return obj.lx_pending
+
+    @admin.display(description="Conflicts", ordering="lx_conflicts")
+    def conflicts(self, obj):
+        if not obj.lx_conflicts:
+            return 0
+        url = reverse(f"{self.admin_site.name}:lookout_xero_xerocontactlink_conflicts")
+        return format_html('<a href="{}?connection={}">{}</a>', url, obj.pk, obj.lx_conflicts)
+
+    @admin.display(description="Failed", ordering="lx_failed")
+    def failed(self, obj):
+        if not obj.lx_failed:
+            return 0
+        url = reverse(f"{self.admin_site.name}:lookout_xero_xerocontactlink_changelist")
+        return format_html(
+            '<a href="{}?state__exact=failed&amp;connection__organisation__id__exact={}">{}</a>',
+            url,
+            obj.organisation_id,
+            obj.lx_failed,
+        )
+
+    @admin.display(description="Calls left")
+    def calls_left(self, obj):
+        return status.calls_left(obj)
+
+    @admin.action(description="Sync now (full)", permissions=["change"])
+    def sync_now(self, request, queryset):
+        for connection in queryset:
+            views.queue_full_sync(request, connection)
+
+    @admin.action(description="Retry failed", permissions=["change"])
+    def retry_failed(self, request, queryset):
+        for connection in queryset:
+            views.queue_retry_failed(request, connection)
+
+
+# --- runs and the log -----------------------------------------------------------------------
+
+
+class RunKindFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [("full", "Full syncs"), ("preview", "Previews")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("full", "preview"):
+            return queryset.filter(dry_run=self.value() == "preview")
+        return queryset
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "run",
+        "organisation",
+        "status_badge",
+        "progress",
+        "created",
+        "linked",
+        "updated",
+        "unchanged",
+        "conflicts",
+        "failed",
+        "created_at",
+        "log_rows",
+    ]
+    list_filter = [RunKindFilter, "status", "trigger", "connection__organisation"]
+    list_select_related = ["connection__organisation"]
+    date_hierarchy = "created_at"
+    fields = [
+        "run",
+        "organisation",
+        "trigger",
+        "status_badge",
+        "message",
+        "progress",
+        ("created", "linked", "updated", "unchanged", "conflicts", "failed"),
+        ("created_at", "started_at", "finished_at"),
+        "log_rows",
+        "preview_report",
+    ]
+    readonly_fields = [
+        "run",
+        "organisation",
+        "trigger",
+        "status_badge",
+        "message",
+        "progress",
+        "created",
+        "linked",
+        "updated",
+        "unchanged",
+        "conflicts",
+        "failed",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "log_rows",
+        "preview_report",
+    ]
+
+    class Media:
+        css = ADMIN_CSS
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("connection__organisation")
+
+    @admin.display(description="Run", ordering="pk")
+    def run(self, obj):
+        return run_label(obj)
+
+    @admin.display(ordering="connection__organisation__name")
+    def organisation(self, obj):
+        return obj.connection.organisation
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj):
+        return badge(RUN_BADGES.get(obj.status, "disabled"), obj.get_status_display())
+
+    @admin.display(description="Done / in scope")
+    def progress(self, obj):
+        if obj.dry_run:
+            return f"{obj.in_scope} in scope (a preview sends nothing)"
+        done = status.progress(obj)
+        return f"{done['done']} / {done['in_scope']} ({done['percent']}%)"
+
+    @admin.display(description="Log")
+    def log_rows(self, obj):
+        url = reverse(f"{self.admin_site.name}:lookout_xero_synclog_changelist")
+        return format_html('<a href="{}?run={}">Log rows</a>', url, obj.pk)
+
+    @admin.display(description="Preview report")
+    def preview_report(self, obj):
+        if not obj.dry_run:
+            return "— (a full sync; see its log rows)"
+        if obj.status != SyncRun.Status.COMPLETED:
+            return "— (not finished)"
+        context = views.preview_context(obj)
+        return render_to_string("lookout_xero/admin/preview_report.html", context)
+
+
+class RunFilter(admin.SimpleListFilter):
+    """The most recent runs (and the one asked for), not every run there ever was."""
+
+    title = "run"
+    parameter_name = "run"
+    recent = 10
+
+    def lookups(self, request, model_admin):
+        all_runs = SyncRun.objects.select_related("connection__organisation")
+        runs = list(all_runs[: self.recent])
+        chosen = self.value()
+        if chosen and chosen.isdigit() and all(str(run.pk) != chosen for run in runs):
+            runs += list(all_runs.filter(pk=chosen))
+        return [(str(run.pk), f"{run_label(run)} · {run.connection.organisation}") for run in runs]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(run_id=value)
+        return queryset
+
+
+@admin.register(SyncLog)
+class SyncLogAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "organisation",
+        "outcome_badge",
+        "funder_link",
+        "xero_contact",
+        "run_link",
+        "http_status",
+        "short_message",
+    ]
+    list_filter = ["connection__organisation", "outcome", RunFilter]
+    list_select_related = ["connection__organisation"]
+    search_fields = ["funder_name", "funder_email", "xero_contact_id"]
+    date_hierarchy = "created_at"
+    list_per_page = 100
+    # Counting a large log twice per page is wasted work.
+    show_full_result_count = False
+    fields = [
+        "created_at",
+        "organisation",
+        "outcome_badge",
+        "funder_link",
+        "funder_email",
+        "xero_contact",
+        "run_link",
+        "http_status",
+        "message",
+        "warnings",
+    ]
+    readonly_fields = fields
+
+    class Media:
+        css = ADMIN_CSS
+
+    @admin.display(ordering="connection__organisation__name")
+    def organisation(self, obj):
+        return obj.connection.organisation
+
+    @admin.display(description="Outcome", ordering="outcome")
+    def outcome_badge(self, obj):
+        return badge(OUTCOME_BADGES.get(obj.outcome, "disabled"), obj.get_outcome_display())
+
+    @admin.display(description="Funder", ordering="funder_name")
+    def funder_link(self, obj):
+        url = views.funder_admin_url(obj.funder_id, self.admin_site.name) if obj.funder_id else ""
+        name = obj.funder_name or (f"funder {obj.funder_id}" if obj.funder_id else "—")
+        if url:
+            name = format_html('<a href="{}">{}</a>', url, name)
+        if not obj.funder_email:
+            return name
+        return format_html('{}<br><span class="lx-reason">{}</span>', name, obj.funder_email)
+
+    @admin.display(description="Xero ContactID", ordering="xero_contact_id")
+    def xero_contact(self, obj):
+        return xero_contact_link(obj.xero_contact_id, short=True)
+
+    @admin.display(description="Run", ordering="run")
+    def run_link(self, obj):
+        if not obj.run_id:
+            return "—"
+        url = reverse(f"{self.admin_site.name}:lookout_xero_syncrun_change", args=[obj.run_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.run_id)
+
+    @admin.display(description="Message")
+    def short_message(self, obj):
+        text = obj.message
+        if obj.warnings:
+            text = f"{text} Warnings: {'; '.join(obj.warnings)}".strip()
+        return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(140))
+
+
+# --- funder ↔ contact links and the conflicts queue -------------------------------------------
+
+
+class LinkColumns:
+    """Columns shared by the links list and the funder panel; both select the organisation."""
+
+    @admin.display(ordering="connection__organisation__name")
+    def organisation(self, obj):
+        return obj.connection.organisation
+
+    @admin.display(description="State", ordering="state")
+    def state_badge(self, obj):
+        return badge(LINK_BADGES.get(obj.state, "disabled"), obj.get_state_display())
+
+    @admin.display(description="Xero ContactID", ordering="xero_contact_id")
+    def xero_contact(self, obj):
+        return xero_contact_link(obj.xero_contact_id)
+
+
+@admin.register(XeroContactLink)
+class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
+    change_list_template = "lookout_xero/admin/link_change_list.html"
+    list_display = [
+        "funder",
+        "organisation",
+        "state_badge",
+        "xero_contact",
+        "matched_by",
+        "last_synced_at",
+        "short_error",
+    ]
+    list_filter = ["state", "matched_by", "connection__organisation"]
+    list_select_related = ["funder", "connection__organisation"]
+    search_fields = ["xero_contact_id"]
+
+    class Media:
+        css = ADMIN_CSS
+
+    def get_urls(self):
+        return [
+            *_admin_urls(
+                self,
+                {
+                    "conflicts/": (views.conflicts, "conflicts"),
+                    "conflicts/<int:link_id>/resolve/": (views.resolve_conflict, "resolve"),
+                    "push/<path:funder_id>/": (views.push_funder, "push"),
+                },
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="Last error")
+    def short_error(self, obj):
+        if not obj.last_error:
+            return ""
+        return format_html(
+            '<span title="{}">{}</span>', obj.last_error, Truncator(obj.last_error).chars(140)
+        )
+
+
+# --- for the host's funder admin ------------------------------------------------------------
+
+
+class XeroLinkInline(LinkColumns, admin.TabularInline):
+    """Read-only Xero panel for any host's funder admin: `inlines = [XeroLinkInline]`."""
+
+    model = XeroContactLink
+    fk_name = "funder"
+    template = "lookout_xero/admin/link_inline.html"
+    verbose_name = "Xero contact"
+    verbose_name_plural = "Xero sync"
+    fields = [
+        "organisation",
+        "state_badge",
+        "xero_contact",
+        "matched_by",
+        "last_synced_at",
+        "last_error",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    class Media:
+        css = ADMIN_CSS
+        js = ADMIN_JS
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("connection__organisation")
+
+    def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
@@ -19,76 +671,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(XeroConnection)
-class XeroConnectionAdmin(admin.ModelAdmin):
-    form = XeroConnectionForm
-    list_display = ["organisation", "enabled", "state", "xero_tenant_name", "last_synced_at"]
-    list_filter = ["enabled", "state"]
-    list_select_related = ["organisation"]
-    search_fields = ["organisation__name", "xero_tenant_name"]
-    readonly_fields = [
-        "state",
-        "error_message",
-        "paused_until",
-        "last_synced_at",
-        "client_secret_set_at",
-    ]
+@admin.action(description="Push to Xero now")
+def push_to_xero(modeladmin, request, queryset):
+    views.push_funders(request, queryset)
 
 
-@admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyAdmin):
-    list_display = [
-        "pk",
-        "connection",
-        "trigger",
-        "status",
-        "in_scope",
-        "created",
-        "linked",
-        "updated",
-        "unchanged",
-        "conflicts",
-        "failed",
-        "started_at",
-        "finished_at",
-    ]
-    list_filter = ["status", "trigger", "connection__organisation"]
-    list_select_related = ["connection__organisation"]
-    date_hierarchy = "created_at"
+class XeroFunderAdminMixin:
+    """Adds the "Push to Xero now" action to a host's funder ModelAdmin."""
 
-
-@admin.register(SyncLog)
-class SyncLogAdmin(ReadOnlyAdmin):
-    list_display = [
-        "created_at",
-        "organisation",
-        "funder_name",
-        "outcome",
-        "xero_contact_id",
-        "http_status",
-        "message",
-    ]
-    list_filter = ["outcome", "connection__organisation", "created_at"]
-    list_select_related = ["connection__organisation"]
-    search_fields = ["funder_name", "funder_email", "xero_contact_id"]
-    date_hierarchy = "created_at"
-
-    @admin.display(ordering="connection__organisation__name")
-    def organisation(self, obj: SyncLog):
-        return obj.connection.organisation
-
-
-@admin.register(XeroContactLink)
-class XeroContactLinkAdmin(ReadOnlyAdmin):
-    list_display = [
-        "funder",
-        "connection",
-        "state",
-        "xero_contact_id",
-        "matched_by",
-        "last_synced_at",
-        "last_error",
-    ]
-    list_filter = ["state", "matched_by", "connection__organisation"]
-    list_select_related = ["funder", "connection__organisation"]
-    search_fields = ["xero_contact_id"]
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if self.actions is None or IS_POPUP_VAR in request.GET:
+            return actions
+        if views.can_operate(request.user):
+            actions["push_to_xero"] = self.get_action(push_to_xero)
+        return actions

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils import formats, timezone
 
+from . import conf
 from .models import XeroConnection
+
+ENABLED_HELP = (
+    "Enabling runs a full sync of all unarchived membership funders of this organisation, then "
+    "keeps every change in step. Disabling stops all calls to Xero for this organisation at once."
+)
 
 
 class XeroConnectionForm(forms.ModelForm):
@@ -12,25 +19,46 @@ class XeroConnectionForm(forms.ModelForm):
         label="Client Secret",
         required=False,
         strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Write-only. Leave blank to keep the stored secret; type a new one to "
-        "replace it.",
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "size": 40}
+        ),
+        help_text="Write-only: it is never shown again once saved.",
     )
 
     class Meta:
         model = XeroConnection
         fields = ["organisation", "client_id", "client_secret", "scope", "enabled"]
-        widgets = {"client_id": forms.TextInput(attrs={"autocomplete": "off", "size": 40})}
+        widgets = {
+            "client_id": forms.TextInput(attrs={"autocomplete": "off", "size": 40}),
+            "scope": forms.TextInput(attrs={"size": 40}),
+        }
+        help_texts = {
+            "client_id": "From the customer's Xero developer portal (My Apps, then their custom "
+            "connection).",
+            "enabled": ENABLED_HELP,
+        }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # Declared fields are always added by the metaclass; keep only those the admin asked
+        # for, so a user without the credentials permission gets no secret field at all.
+        for name in list(self.fields):
+            if name not in self._meta.fields:
+                del self.fields[name]
         # The bound instance holds the decrypted secret; make sure nothing ever echoes it.
         self.initial.pop("client_secret", None)
-        if self.instance.pk and self.instance.client_secret_set_at:
-            self.fields["client_secret"].help_text = (
-                f"Set on {self.instance.client_secret_set_at:%d %b %Y %H:%M} UTC. "
-                "Leave blank to keep it; type a new one to replace it."
+        if "scope" in self.fields and not self.instance.pk:
+            self.initial["scope"] = conf.get("DEFAULT_SCOPE")
+        secret = self.fields.get("client_secret")
+        if secret is not None and self.instance.pk and self.instance.client_secret_set_at:
+            set_on = formats.date_format(
+                timezone.localtime(self.instance.client_secret_set_at), "j M Y, H:i T"
             )
+            secret.help_text = (
+                f"Set on {set_on}. Write-only: leave blank to keep it; type a new one to "
+                "replace it."
+            )
+            secret.widget.attrs["placeholder"] = f"set on {set_on}"
 
     def clean_client_secret(self) -> str:
         secret = self.cleaned_data.get("client_secret", "")
@@ -44,3 +72,6 @@ class XeroConnectionForm(forms.ModelForm):
 
     def clean_client_id(self) -> str:
         return self.cleaned_data["client_id"].strip()
+
+    def clean_scope(self) -> str:
+        return " ".join(self.cleaned_data.get("scope", "").split())

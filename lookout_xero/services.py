@@ -392,10 +392,10 @@ def _plan(connection: XeroConnection, run: SyncRun, index: ContactIndex) -> dict
     counts = Counter()
     iterator = funders.iterator(chunk_size=PLAN_CHUNK)
     while chunk := list(islice(iterator, PLAN_CHUNK)):
-        # Disabling takes effect between chunks, even in the middle of a full sync.
-        if (
-            not run.dry_run
-            and not XeroConnection.objects.filter(pk=connection.pk, enabled=True).exists()
+        # Disabling or cancelling takes effect between chunks, even in the middle of a full sync.
+        if not run.dry_run and not (
+            XeroConnection.objects.filter(pk=connection.pk, enabled=True).exists()
+            and SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).exists()
         ):
             return None
         _plan_chunk(connection, run, chunk, index, claimed, report, counts)
@@ -660,7 +660,7 @@ def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[Ou
             settled.append(_settle(item, Outcome.FAILED, message=item.clean.error))
             continue
         if item.link.name_suffix:
-            item.clean.payload["Name"] = _with_suffix(item.clean.name, item.link.name_suffix)
+            item.clean.payload["Name"] = name_with_suffix(item.clean.name, item.link.name_suffix)
         chosen_by_person = item.link.matched_by == XeroContactLink.MatchedBy.PERSON
         if (
             not item.link.xero_contact_id
@@ -744,7 +744,8 @@ FOUND_IN_XERO = {
 }
 
 
-def _with_suffix(name: str, suffix: str) -> str:
+def name_with_suffix(name: str, suffix: str) -> str:
+    """A contact name with a distinguishing suffix, within Xero's 255 characters."""
     return name[: mapping.CONTACT_LIMITS["Name"] - len(suffix)].rstrip() + suffix
 
 
@@ -982,7 +983,8 @@ def _finish_run(run: SyncRun, status: str, message: str = "") -> None:
     SyncRun.objects.filter(pk=run.pk).update(status=status, finished_at=now, message=message)
     if status == SyncRun.Status.COMPLETED:
         XeroConnection.objects.filter(pk=run.connection_id).update(last_synced_at=now)
-    _log(run.connection, Outcome.RUN, run=run, message=f"Full sync {status}. {message}".strip())
+    kind = "Preview" if run.dry_run else "Full sync"
+    _log(run.connection, Outcome.RUN, run=run, message=f"{kind} {status}. {message}".strip())
 
 
 def _log(connection, outcome, **fields) -> None:
@@ -1064,13 +1066,36 @@ def check_credentials(client_id: str, client_secret: str, scope: str) -> Credent
     )
 
 
-def start_preview(connection: XeroConnection) -> SyncRun:
-    """Queue a dry run: what enabling would do, read from Xero, nothing written to Xero."""
+def start_preview(connection: XeroConnection, *, enqueue: bool = True) -> SyncRun:
+    """A dry run: what enabling would do, read from Xero, nothing written to Xero.
+
+    Queued for a worker, or (``enqueue=False``) left for the caller to run with `run_full_sync`.
+    """
     run = SyncRun.objects.create(
         connection=connection, trigger=SyncRun.Trigger.MANUAL, dry_run=True
     )
-    transaction.on_commit(lambda: _send("start_full_sync", run.pk))
+    if enqueue:
+        transaction.on_commit(lambda: _send("start_full_sync", run.pk))
     return run
+
+
+def cancel_run(run: SyncRun, *, by: str = "") -> bool:
+    """Stop a full sync: planning stops at its next chunk, and what it queued is not pushed.
+
+    Funders edited since the run queued them (a newer outbox version) stay queued: those are
+    changes a person made, not the run's.
+    """
+    cancelled = SyncRun.objects.filter(
+        pk=run.pk, status__in=[SyncRun.Status.PENDING, SyncRun.Status.RUNNING]
+    ).update(
+        status=SyncRun.Status.CANCELLED,
+        finished_at=timezone.now(),
+        message=f"Cancelled by {by}." if by else "Cancelled.",
+    )
+    if cancelled:
+        OutboxEntry.objects.filter(run=run, version=1).delete()
+        OutboxEntry.objects.filter(run=run).update(run=None)
+    return bool(cancelled)
 
 
 def push_now(connection: XeroConnection, funder_ids) -> int:
@@ -1112,7 +1137,7 @@ def resolve_conflict(
         link.xero_contact_id = contact_id
     elif create_new:
         link.xero_contact_id = ""
-        link.name_suffix = _next_suffix(link.name_suffix)
+        link.name_suffix = next_name_suffix(link.name_suffix)
     else:
         raise ValueError("Say how to resolve the conflict.")
     link.matched_by = XeroContactLink.MatchedBy.PERSON
@@ -1125,7 +1150,8 @@ def resolve_conflict(
     push_now(link.connection, [link.funder_id])
 
 
-def _next_suffix(current: str) -> str:
+def next_name_suffix(current: str) -> str:
+    """The suffix after `current` under CONFLICT_NAME_SUFFIX: " (2)", then " (3)"..."""
     rule = conf.get("CONFLICT_NAME_SUFFIX")
     n = 2
     while rule.format(n=n) != current and current and n < 100:

@@ -3,37 +3,71 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Count, Q
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.timesince import timesince
 
 from .models import OutboxEntry, SyncRun, XeroConnection, XeroContactLink
+
+ACTIVE_RUN_STATUSES = (SyncRun.Status.PENDING, SyncRun.Status.RUNNING)
+
+# Plain words for the error codes `services.record_connection_error` stores.
+ERROR_REASONS = {
+    "invalid_client": "Xero did not accept the Client ID and Client Secret. Check both (Test "
+    "connection), or generate a new secret in the customer's Xero developer portal, then save.",
+    "invalid_scope": "Xero refused the scope for this custom connection. Connections created "
+    "since April 2026 need the Scope left empty.",
+    "forbidden": "Xero refused access: the custom connection may have been revoked or the "
+    "organisation disconnected.",
+    "unauthorized": "Xero refused the credentials. Check them with Test connection, then save.",
+}
 
 
 @dataclass(frozen=True)
 class Health:
     key: str  # disabled | syncing | healthy | paused | error
-    label: str
+    label: str  # the badge's words
     reason: str = ""
 
 
-def health(
-    connection: XeroConnection, *, active_run: SyncRun | None = None, pending: int = 0
-) -> Health:
+def health(connection: XeroConnection, *, syncing: bool = False) -> Health:
     """One word for the state of a customer's sync, and why when it needs a person."""
     if not connection.enabled:
-        return Health("disabled", "Disabled")
+        return Health("disabled", "Disabled", "Nothing is sent to Xero for this organisation.")
     if connection.state == XeroConnection.State.ERROR:
-        return Health("error", "Error", connection.error_message)
+        reason = ERROR_REASONS.get(connection.error_code) or connection.error_message
+        return Health("error", "Error", reason)
     if connection.is_paused:
-        until = timezone.localtime(connection.paused_until)
+        until = formats.date_format(timezone.localtime(connection.paused_until), "j M H:i T")
         return Health(
-            "paused", "Paused", f"Xero's daily limit is used up; resumes {until:%d %b %H:%M}."
+            "paused",
+            f"Paused until {until}",
+            "Xero's daily call limit is used up; it resumes then.",
         )
-    if active_run or pending:
+    if syncing:
         return Health("syncing", "Syncing")
     return Health("healthy", "Healthy")
+
+
+def calls_left(connection: XeroConnection) -> str:
+    """Xero's remaining allowance as last seen, in words (windows that have passed are full)."""
+    seen = connection.limits_seen_at
+    if seen is None:
+        return "not known yet (no calls made)"
+    age = timezone.now() - seen
+    minute = connection.min_limit_remaining
+    day = connection.day_limit_remaining
+    minute_text = (
+        "full allowance this minute"
+        if age >= timedelta(minutes=1) or minute is None
+        else f"{minute} this minute"
+    )
+    day_text = (
+        "full allowance today" if age >= timedelta(days=1) or day is None else f"{day:,} today"
+    )
+    return f"{minute_text}, {day_text}"
 
 
 def progress(run: SyncRun) -> dict:
@@ -52,11 +86,13 @@ def progress(run: SyncRun) -> dict:
         "id": run.pk,
         "status": run.status,
         "status_label": run.get_status_display(),
+        "active": run.status in ACTIVE_RUN_STATUSES,
         "dry_run": run.dry_run,
         "in_scope": run.in_scope,
         "done": done,
         "percent": percent,
         "eta_seconds": eta_seconds,
+        "eta": _eta_text(run, eta_seconds),
         "created": run.created,
         "linked": run.linked,
         "updated": run.updated,
@@ -76,19 +112,42 @@ def summary(connection: XeroConnection) -> dict:
     )
     pending = OutboxEntry.objects.filter(connection=connection).count()
     run = connection.runs.filter(dry_run=False).order_by("-created_at").first()
-    active = run if run and run.status in (SyncRun.Status.PENDING, SyncRun.Status.RUNNING) else None
-    state = health(connection, active_run=active, pending=pending)
+    active = bool(run and run.status in ACTIVE_RUN_STATUSES)
+    state = health(connection, syncing=active or bool(pending))
     return {
         "health": asdict(state),
+        "xero_tenant_name": connection.xero_tenant_name,
         "last_synced_at": _iso(connection.last_synced_at),
+        "last_synced": _when(connection.last_synced_at),
         "pending": pending,
         **links,
         "minute_remaining": connection.min_limit_remaining,
         "day_remaining": connection.day_limit_remaining,
         "limits_seen_at": _iso(connection.limits_seen_at),
-        "xero_tenant_name": connection.xero_tenant_name,
+        "calls_left": calls_left(connection),
         "run": progress(run) if run else None,
     }
+
+
+def _eta_text(run: SyncRun, eta_seconds: int | None) -> str:
+    if run.status == SyncRun.Status.PENDING:
+        return "waiting for a worker to start it"
+    if run.status != SyncRun.Status.RUNNING:
+        return ""
+    if eta_seconds is None:
+        return "estimating…"
+    if eta_seconds < 60:
+        return f"about {eta_seconds} s left"
+    return f"about {round(eta_seconds / 60)} min left"
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "never"
+    stamp = formats.date_format(timezone.localtime(value), "j M Y, H:i T")
+    if timezone.now() - value < timedelta(minutes=1):
+        return f"{stamp} (just now)"
+    return f"{stamp} ({timesince(value)} ago)"
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -1,4 +1,4 @@
-"""Benchmarks of the sync engine against the fake Xero over real HTTP. Prints figures, asserts nothing.
+"""Benchmarks of the sync engine against the fake Xero over HTTP. Prints figures, asserts nothing.
 
 Measures, per scenario: wall seconds, Xero calls by kind, database queries, and the time the
 same calls would take under Xero's 60-calls-a-minute limit. Run: `make bench` (SQLite under var/).

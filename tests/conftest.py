@@ -117,7 +117,9 @@ class Worker:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            # The main process shuts its pool down itself (a warm shutdown); the group is only
+            # killed if that hangs.
+            self.process.terminate()
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -1,9 +1,11 @@
-"""`manage.py xero_sync --organisation <pk> [--full] [--enable]`: sync from a shell."""
+"""`manage.py xero_sync --organisation <pk> [--full] [--enable] [--dry-run]`: sync from a shell."""
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
-from lookout_xero import services
+from lookout_xero import services, views
+from lookout_xero.exceptions import XeroError
 from lookout_xero.models import SyncRun, XeroConnection
 
 
@@ -20,11 +22,22 @@ class Command(BaseCommand):
             action="store_true",
             help="Tick Enabled first (which itself starts a full sync).",
         )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="With --full: preview, here and now, what a full sync would do. Reads Xero, "
+            "writes nothing to it; works while the connection is disabled.",
+        )
 
-    def handle(self, *args, organisation, full, enable, **options):
+    def handle(self, *args, organisation, full, enable, dry_run, **options):
         connection = XeroConnection.objects.filter(organisation_id=organisation).first()
         if connection is None:
             raise CommandError(f"Organisation {organisation} has no Xero connection.")
+        if dry_run:
+            if not full or enable:
+                raise CommandError("--dry-run previews a full sync: use it with --full only.")
+            self.preview(connection)
+            return
         if enable and not connection.enabled:
             with transaction.atomic():
                 connection.enabled = True
@@ -44,3 +57,63 @@ class Command(BaseCommand):
             with transaction.atomic():
                 services.enqueue_drain_on_commit(connection.pk)
             self.stdout.write("Pending changes queued for pushing.")
+
+    def preview(self, connection: XeroConnection) -> None:
+        """Run a preview in this process and print its report."""
+        run = services.start_preview(connection, enqueue=False)
+        try:
+            services.run_full_sync(run.pk)
+        except (XeroError, services.RetryLater) as exc:
+            SyncRun.objects.filter(pk=run.pk).update(
+                status=SyncRun.Status.FAILED, finished_at=timezone.now(), message=str(exc)
+            )
+            raise CommandError(f"Preview #{run.pk} could not read Xero's contacts: {exc}") from None
+        run.refresh_from_db()
+        if run.status != SyncRun.Status.COMPLETED:
+            raise CommandError(
+                f"Preview #{run.pk} {run.get_status_display().lower()}: {run.message}"
+            )
+        self.print_report(connection, run)
+
+    def print_report(self, connection: XeroConnection, run: SyncRun) -> None:
+        report = views.preview_context(run)
+        counts = report["counts"]
+        by_rule = ", ".join(f"{n} by {rule}" for rule, n in report["by_rule"])
+        write = self.stdout.write
+        write(
+            f"Preview #{run.pk} for {connection.organisation} (nothing was written to Xero): "
+            f"{run.in_scope} unarchived membership funders in scope."
+        )
+        write(f"  would create:           {counts.get('create', 0)}")
+        write(
+            f"  would link:             {counts.get('link', 0)}{f' ({by_rule})' if by_rule else ''}"
+        )
+        write(f"  conflicts:              {counts.get('conflict', 0)}")
+        write(f"  rejected by validation: {counts.get('invalid', 0)}")
+        write(f"  with warnings:          {counts.get('warnings', 0)}")
+        write(f"  already linked:         {counts.get('already_linked', 0)}")
+        for section in report["sections"]:
+            if not section["count"]:
+                continue
+            write(f"\n{section['title']} ({section['count']}):")
+            for item in section["items"]:
+                name = item["name"] or "(no name)"
+                write(f"  - {name} (funder {item['funder_id']}){self.detail(item)}")
+            if section["truncated"]:
+                write(f"  … and {section['count'] - len(section['items'])} more")
+
+    @staticmethod
+    def detail(item: dict) -> str:
+        if item.get("rule"):
+            return (
+                f": by {item['rule_label']} to “{item.get('contact_name', '')}” "
+                f"({item.get('contact_id')})"
+            )
+        if item.get("reason"):
+            names = ", ".join(f"“{c.get('name', '')}”" for c in item.get("candidates", []))
+            return f": {item['reason']}" + (f" ({names})" if names else "")
+        if item.get("error"):
+            return f": {item['error']}"
+        if item.get("warnings"):
+            return ": " + "; ".join(item["warnings"])
+        return ""

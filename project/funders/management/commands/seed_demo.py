@@ -89,7 +89,7 @@ class Command(BaseCommand):
         funders.append(
             Funder(
                 organisation=org,
-                name="The " + "Very " * 60 + "Long Name Society",
+                name="The " + "Very " * 55 + "Long Name Society",
                 funder_type="membership",
             )
         )

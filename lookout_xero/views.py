@@ -1,0 +1,392 @@
+"""Admin views behind the connection page's buttons, the funder panel and the conflicts queue.
+
+`admin.py` routes them through `ModelAdmin.get_urls()` and `AdminSite.admin_view` (staff login,
+CSRF protection); each view checks its own permission. Actions only enqueue: the one view that
+talks to Xero synchronously is Test connection, which the person is waiting for.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.contrib import messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from . import conf, mapping, matching, services, status
+from .models import SyncRun, XeroConnection, XeroContactLink
+
+CREDENTIALS_PERMISSION = "lookout_xero.manage_xero_credentials"
+# Starting syncs, retrying, cancelling, pushing and resolving conflicts.
+OPERATE_PERMISSION = "lookout_xero.change_xeroconnection"
+CONFLICTS_PER_PAGE = 25
+XERO_CONTACT_URL = "https://go.xero.com/Contacts/View/{}"
+# Shorter strings than any real Client Secret would be "redacted" inside ordinary words.
+MIN_REDACTED_LENGTH = 8
+
+
+def can_manage_credentials(user) -> bool:
+    return user.has_perm(CREDENTIALS_PERMISSION)
+
+
+def can_operate(user) -> bool:
+    return user.has_perm(OPERATE_PERMISSION)
+
+
+def xero_contact_url(contact_id: str) -> str:
+    return XERO_CONTACT_URL.format(contact_id)
+
+
+def funder_admin_url(funder_id, admin_site_name: str = "admin") -> str:
+    """The host's admin change page of a funder, or "" when the host does not register one."""
+    opts = conf.funder_model()._meta
+    try:
+        return reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_change",
+            args=[funder_id],
+            current_app=admin_site_name,
+        )
+    except NoReverseMatch:
+        return ""
+
+
+# --- the connection page --------------------------------------------------------------------
+
+
+@require_POST
+def test_connection(request, model_admin):
+    """Check the typed credentials (saved or not) against Xero; enables nothing."""
+    if not can_manage_credentials(request.user):
+        raise PermissionDenied
+    client_id = request.POST.get("client_id", "").strip()
+    secret = request.POST.get("client_secret", "").strip()
+    scope = request.POST.get("scope", "")
+    object_id = request.POST.get("connection", "")
+    if not secret and object_id:
+        connection = model_admin.get_object(request, unquote(object_id))
+        secret = connection.client_secret if connection else ""
+    if not client_id or not secret:
+        return JsonResponse(
+            {"ok": False, "message": "Type the Client ID and the Client Secret first."}
+        )
+    check = services.check_credentials(client_id, secret, scope)
+    message = check.message
+    if len(secret) >= MIN_REDACTED_LENGTH:
+        # Xero's answer is quoted in some messages; make sure it never carries the secret back.
+        message = message.replace(secret, "[secret]")
+    return JsonResponse({"ok": check.ok, "message": message, "tenant_name": check.tenant_name})
+
+
+@require_GET
+def connection_status(request, model_admin, object_id):
+    """The status panel's data, polled by the page while a sync runs. Never a credential."""
+    connection = _connection_or_404(request, model_admin, object_id)
+    if not model_admin.has_view_permission(request, connection):
+        raise PermissionDenied
+    return JsonResponse(status.summary(connection))
+
+
+@require_POST
+def start_preview(request, model_admin, object_id):
+    """Queue a dry run of a full sync; the page polls `preview_status` for its report."""
+    connection = _connection_or_404(request, model_admin, object_id)
+    if not can_operate(request.user):
+        raise PermissionDenied
+    with transaction.atomic():
+        run = services.start_preview(connection)
+    url = reverse(
+        f"{model_admin.admin_site.name}:lookout_xero_xeroconnection_preview_status",
+        args=[connection.pk, run.pk],
+    )
+    return JsonResponse({"run": status.progress(run), "url": url})
+
+
+@require_GET
+def preview_status(request, model_admin, object_id, run_id):
+    """A preview's progress, and its report as HTML once the worker has finished it."""
+    connection = _connection_or_404(request, model_admin, object_id)
+    if not model_admin.has_view_permission(request, connection):
+        raise PermissionDenied
+    run = get_object_or_404(SyncRun, pk=run_id, connection=connection, dry_run=True)
+    data = status.progress(run)
+    if run.status == SyncRun.Status.COMPLETED:
+        data["html"] = render_to_string(
+            "lookout_xero/admin/preview_report.html", preview_context(run), request=request
+        )
+    return JsonResponse(data)
+
+
+def preview_context(run: SyncRun) -> dict:
+    """What the preview report template shows: counts, link rules, and the funders in each."""
+    report = run.report or {}
+    counts = report.get("counts", {})
+    links = [
+        {**item, "rule_label": matching.RULE_LABELS.get(item.get("rule"), item.get("rule"))}
+        for item in report.get("link", [])
+    ]
+    by_rule: dict[str, int] = defaultdict(int)
+    for item in links:
+        by_rule[item["rule_label"]] += 1
+    lists = {**report, "link": links}
+    sections = [
+        ("create", "Would be created in Xero"),
+        ("link", "Would be linked to a contact already in Xero"),
+        ("conflict", "Conflicts a person must resolve"),
+        ("invalid", "Rejected by validation, so they would fail"),
+        ("warnings", "Would sync, with warnings"),
+    ]
+    return {
+        "run": run,
+        "counts": counts,
+        "by_rule": sorted(by_rule.items()),
+        "sections": [
+            {
+                "key": key,
+                "title": title,
+                "count": counts.get(key, 0),
+                "items": lists.get(key, []),
+                "truncated": counts.get(key, 0) > len(lists.get(key, [])),
+            }
+            for key, title in sections
+        ],
+    }
+
+
+@require_POST
+def sync_now(request, model_admin, object_id):
+    connection = _connection_or_404(request, model_admin, object_id)
+    if not can_operate(request.user):
+        raise PermissionDenied
+    queue_full_sync(request, connection)
+    return _back_to_connection(model_admin, connection)
+
+
+@require_POST
+def retry_failed(request, model_admin, object_id):
+    connection = _connection_or_404(request, model_admin, object_id)
+    if not can_operate(request.user):
+        raise PermissionDenied
+    queue_retry_failed(request, connection)
+    return _back_to_connection(model_admin, connection)
+
+
+@require_POST
+def cancel_run(request, model_admin, object_id):
+    """Cancel the running full sync of this connection."""
+    connection = _connection_or_404(request, model_admin, object_id)
+    if not can_operate(request.user):
+        raise PermissionDenied
+    run = connection.runs.filter(dry_run=False, status__in=status.ACTIVE_RUN_STATUSES).first()
+    if run is None or not services.cancel_run(run, by=request.user.get_username()):
+        messages.info(request, "No full sync is running.")
+        return _back_to_connection(model_admin, connection)
+    messages.success(request, f"Cancelled full sync #{run.pk} after {run.done} funders.")
+    return _back_to_connection(model_admin, connection)
+
+
+def queue_full_sync(request, connection: XeroConnection) -> bool:
+    """Start a full sync if the connection can run one, and tell the person what happened."""
+    if not connection.enabled:
+        messages.warning(
+            request,
+            f"{connection.organisation}: disabled, so nothing is sent to Xero. Tick "
+            "Enabled and save to run a full sync.",
+        )
+        return False
+    if connection.state == XeroConnection.State.ERROR:
+        messages.error(
+            request,
+            f"{connection.organisation}: Xero refused the credentials. Fix them (Test "
+            "connection) and save; that resumes the sync.",
+        )
+        return False
+    with transaction.atomic():
+        run = services.start_full_sync(connection, trigger=SyncRun.Trigger.MANUAL)
+    note = " It starts when Xero's daily limit resets." if connection.is_paused else ""
+    messages.success(request, f"{connection.organisation}: full sync #{run.pk} queued.{note}")
+    return True
+
+
+def queue_retry_failed(request, connection: XeroConnection) -> int:
+    if not connection.enabled:
+        messages.warning(
+            request,
+            f"{connection.organisation}: disabled, so nothing is retried. The next "
+            "enable runs a full sync, which retries every funder.",
+        )
+        return 0
+    with transaction.atomic():
+        queued = services.retry_failed(connection)
+    if queued:
+        messages.success(
+            request, f"{connection.organisation}: {queued} failed funder(s) queued to try again."
+        )
+    else:
+        messages.info(request, f"{connection.organisation}: no failed funders to retry.")
+    return queued
+
+
+def _connection_or_404(request, model_admin, object_id) -> XeroConnection:
+    connection = model_admin.get_object(request, unquote(str(object_id)))
+    if connection is None:
+        raise Http404("No such Xero connection.")
+    return connection
+
+
+def _back_to_connection(model_admin, connection: XeroConnection) -> HttpResponseRedirect:
+    return redirect(
+        f"{model_admin.admin_site.name}:lookout_xero_xeroconnection_change", connection.pk
+    )
+
+
+# --- funders --------------------------------------------------------------------------------
+
+
+@require_POST
+def push_funder(request, model_admin, funder_id):
+    """The funder panel's Push now button: queue this funder and return to its page."""
+    if not can_operate(request.user):
+        raise PermissionDenied
+    funders = conf.funder_model().objects.filter(pk=unquote(str(funder_id)))
+    if not funders.exists():
+        raise Http404("No such funder.")
+    push_funders(request, funders)
+    url = funder_admin_url(funders[0].pk, model_admin.admin_site.name)
+    return redirect(url or f"{model_admin.admin_site.name}:index")
+
+
+def push_funders(request, funders) -> int:
+    """Queue funders for their organisations' enabled connections, and say what happened."""
+    by_organisation: dict = defaultdict(list)
+    organisation_field = conf.get("ORGANISATION_FIELD") + "_id"
+    for pk, organisation_id in funders.values_list("pk", organisation_field):
+        by_organisation[organisation_id].append(pk)
+    connections = XeroConnection.objects.filter(organisation_id__in=list(by_organisation))
+    queued = 0
+    with transaction.atomic():
+        for connection in connections:
+            queued += services.push_now(connection, by_organisation[connection.organisation_id])
+    skipped = sum(len(ids) for ids in by_organisation.values()) - queued
+    if queued:
+        messages.success(request, f"Queued {queued} funder(s) for pushing to Xero now.")
+    if skipped:
+        messages.warning(
+            request,
+            f"{skipped} funder(s) not queued: their organisation has no enabled Xero connection.",
+        )
+    return queued
+
+
+# --- the conflicts queue --------------------------------------------------------------------
+
+
+@require_GET
+def conflicts(request, model_admin):
+    """Links in conflict, each funder beside the Xero contacts it could be, with the choices."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    links = (
+        XeroContactLink.objects.filter(state=XeroContactLink.State.CONFLICT)
+        .select_related("funder", "connection__organisation")
+        .order_by("connection__organisation_id", "pk")
+    )
+    connection_id = request.GET.get("connection", "")
+    if connection_id.isdigit():
+        links = links.filter(connection_id=connection_id)
+    page = Paginator(links, CONFLICTS_PER_PAGE).get_page(request.GET.get("p"))
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Conflicts to resolve",
+        "opts": model_admin.model._meta,
+        "page": page,
+        "conflicts": [_conflict_row(link, model_admin) for link in page],
+        "can_resolve": can_operate(request.user),
+        "next": request.get_full_path(),
+        "connection_id": connection_id if connection_id.isdigit() else "",
+    }
+    return TemplateResponse(request, "lookout_xero/admin/conflicts.html", context)
+
+
+def _conflict_row(link: XeroContactLink, model_admin) -> dict:
+    funder = link.funder
+    contact = _as_contact(funder)
+    return {
+        "link": link,
+        "funder": funder,
+        "funder_url": funder_admin_url(funder.pk, model_admin.admin_site.name),
+        "name": contact.name,
+        "email": contact.email,
+        "contact_number": contact.payload.get("ContactNumber", ""),
+        "distinct_name": _distinct_name(link, contact.name),
+        "candidates": [
+            {**candidate, "url": xero_contact_url(candidate.get("contact_id", ""))}
+            for candidate in link.conflict_candidates
+        ],
+    }
+
+
+def _as_contact(funder) -> mapping.CleanContact:
+    """The funder as Xero would see it: the host's mapping, cleaned to Xero's limits."""
+    return mapping.clean_contact(
+        conf.mapping_function()(funder),
+        number=mapping.contact_number(conf.get("CONTACT_NUMBER_PREFIX"), funder.pk),
+    )
+
+
+def _distinct_name(link: XeroContactLink, name: str) -> str:
+    return services.name_with_suffix(name, services.next_name_suffix(link.name_suffix))
+
+
+@require_POST
+def resolve_conflict(request, model_admin, link_id):
+    """A person's decision on one conflict; resolving queues the funder to sync at once."""
+    if not can_operate(request.user):
+        raise PermissionDenied
+    link = get_object_or_404(
+        XeroContactLink.objects.select_related("funder", "connection__organisation"), pk=link_id
+    )
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
+        back = reverse(f"{model_admin.admin_site.name}:lookout_xero_xerocontactlink_conflicts")
+    if link.state != XeroContactLink.State.CONFLICT:
+        messages.info(request, f"“{link.funder}” is no longer in conflict.")
+        return HttpResponseRedirect(back)
+    decision = request.POST.get("decision", "")
+    try:
+        with transaction.atomic():
+            done = _apply_decision(link, decision, request.POST.get("contact_id", ""))
+    except ValueError as exc:
+        messages.error(request, f"“{link.funder}”: {exc}")
+        return HttpResponseRedirect(back)
+    if not link.connection.enabled:
+        done += " The connection is disabled, so it syncs when it is enabled."
+    messages.success(request, done)
+    return HttpResponseRedirect(back)
+
+
+def _apply_decision(link: XeroContactLink, decision: str, contact_id: str) -> str:
+    if decision == "link":
+        candidate = next(
+            (c for c in link.conflict_candidates if c.get("contact_id") == contact_id), None
+        )
+        if candidate is None:
+            raise ValueError("that Xero contact is not one of this conflict's candidates.")
+        services.resolve_conflict(link, contact_id=contact_id)
+        return f"“{link.funder}” linked to the Xero contact “{candidate.get('name')}”; syncing it."
+    if decision == "create":
+        services.resolve_conflict(link, create_new=True)
+        name = services.name_with_suffix(_as_contact(link.funder).name, link.name_suffix)
+        return f"“{link.funder}” will be created in Xero as a new contact named “{name}”."
+    if decision == "ignore":
+        services.resolve_conflict(link, ignore=True)
+        return f"“{link.funder}” will not be synced. “Push now” on its page brings it back."
+    raise ValueError("choose how to resolve the conflict.")

@@ -1,0 +1,208 @@
+"""The admin in headless Chromium, against the live server, a real Celery worker and fake Xero."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pytest
+from django.db import connections
+
+from lookout_xero.models import OutboxEntry, SyncLog, XeroContactLink
+from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_funder, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+# Three batches of up to 50, so the progress bar has steps to show.
+FUNDERS = 120
+PASSWORD = "browser-test-password"
+WRONG_SECRET = "not-the-right-secret-either"
+
+
+@pytest.fixture
+def page(transactional_db, live_server, monkeypatch):
+    """A Chromium page on the live server; started after, and closed before, the test database."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is required in CI and is missing")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
+    # still plain synchronous code, so Django's guard against async contexts does not apply.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, base_url=live_server.url
+        )
+        context.set_default_timeout(15_000)
+        yield context.new_page()
+        browser.close()
+        # While Playwright's event loop runs, Django keeps the test's ORM connections apart from
+        # the thread's own; close them, or PostgreSQL cannot drop the test database at the end.
+        connections.close_all()
+
+
+class Visited:
+    """Every page's HTML (and JSON answer) the test saw, to check no secret is in any."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.bodies: dict[str, str] = {}
+
+    def keep(self, label: str) -> None:
+        self.bodies[label] = self.page.content()
+
+    def keep_json(self, path: str) -> None:
+        response = self.page.request.get(path)
+        assert response.ok, path
+        self.bodies[path] = response.text()
+
+
+def test_connect_preview_enable_watch_and_resolve_a_conflict(
+    page, worker, xero, organisation, django_user_model
+):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET, name="Harbour Trust Ltd")
+    for i in range(FUNDERS):
+        make_funder(organisation, f"Member {i:03}", email=f"member{i:03}@example.org")
+    django_user_model.objects.create_superuser("admin", "admin@example.org", PASSWORD)
+    seen = Visited(page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    page.goto("/admin/login/?next=/admin/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page.locator("#site-name")).to_contain_text("Lookout admin")
+
+    # A new connection: Test connection says why a wrong secret fails, then names the org.
+    page.goto("/admin/lookout_xero/xeroconnection/add/")
+    page.select_option("#id_organisation", str(organisation.pk))
+    page.fill("#id_client_id", CLIENT_ID)
+    page.fill("#id_client_secret", WRONG_SECRET)
+    result = page.locator("[data-lx-test-result]")
+    page.click("text=Test connection")
+    expect(result).to_contain_text("did not accept this Client ID and Client Secret")
+    page.fill("#id_client_secret", CLIENT_SECRET)
+    page.click("text=Test connection")
+    expect(result).to_contain_text("Connected to the Xero organisation “Harbour Trust Ltd”")
+    seen.keep("add page after Test connection")
+    page.click("input[name=_continue]")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    seen.keep("change page, disabled")
+    connection_url = page.url
+
+    # Preview before enabling: the worker reads Xero and the page shows the report.
+    page.click("button[data-lx-preview]")
+    report = page.locator("[data-lx-preview-result]")
+    expect(report.locator('[data-lx-count="create"]')).to_have_text(str(FUNDERS))
+    expect(report.locator('[data-lx-count="conflict"]')).to_have_text("0")
+    seen.keep("preview report")
+
+    # Enable and save: the page stays, and the bar fills without a reload.
+    # Slow Xero down (one read, three writes) so the bar is seen part-way.
+    xero.delay_next(1.2, times=4, path_contains="/Contacts")
+    page.check("#id_enabled")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("a full sync of all unarchived")
+    assert page.url == connection_url
+    page.evaluate("window.lxSamePage = true")
+    percent = page.locator('[data-lx-field="run.percent"]')
+    # (On a very fast machine the bar is full before it is seen part-way: then it shows 100%.)
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(
+            "() => { const p = +document.querySelector('[data-lx-field=\"run.percent\"]')"
+            ".textContent; return p > 0 && p < 100; }",
+            timeout=8_000,
+        )
+        page.wait_for_timeout(500)  # let the bar's width transition finish
+    page.screenshot(path=str(SCREENSHOTS / "connection.png"), full_page=True)
+    expect(percent).to_have_text("100", timeout=30_000)
+    expect(page.locator('[data-lx-field="run.status_label"]')).to_have_text("Completed")
+    expect(page.locator('[data-lx-field="run.created"]')).to_have_text(str(FUNDERS))
+    assert page.evaluate("window.lxSamePage") is True
+    seen.keep("change page, synced")
+    seen.keep_json(connection_url.replace("/change/", "/status/"))
+
+    # The log lists every funder, linked to its page and to Xero.
+    page.goto("/admin/lookout_xero/synclog/?outcome__exact=created")
+    expect(page.locator("#changelist")).to_contain_text(f"{FUNDERS} results")
+    expect(page.locator("#result_list")).to_contain_text("member119@example.org")
+    page.click("#toggle-nav-sidebar")  # room for every column in the screenshots
+    page.goto("/admin/lookout_xero/synclog/")
+    page.screenshot(path=str(SCREENSHOTS / "sync-log.png"))
+    seen.keep("sync log")
+
+    # A funder whose name two Xero contacts already have becomes a conflict for a person.
+    org.add_contact(Name="Kauri Arts Trust", EmailAddress="office@kauri.example.org")
+    org.add_contact(Name="Kauri Arts Trust", EmailAddress="accounts@kauri.example.org")
+    org.add_contact(Name="Tui Books", EmailAddress="hello@tui.example.org")
+    org.add_contact(Name="Tui Books Ltd", EmailAddress="hello@tui.example.org")
+    make_funder(organisation, "Tui Bookshop", email="hello@tui.example.org")
+    page.goto("/admin/funders/funder/add/")
+    page.fill("#id_name", "Kauri Arts Trust")
+    page.select_option("#id_organisation", str(organisation.pk))
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    wait_until(lambda: XeroContactLink.objects.filter(state="conflict").count() == 2)
+
+    page.goto("/admin/lookout_xero/xerocontactlink/conflicts/")
+    kauri = page.locator("article.lx-conflict", has_text="Kauri Arts Trust")
+    expect(kauri.locator("tbody tr")).to_have_count(2)
+    expect(kauri).to_contain_text("accounts@kauri.example.org")
+    page.screenshot(path=str(SCREENSHOTS / "conflicts.png"), full_page=True)
+    seen.keep("conflicts queue")
+    kauri.locator("tr", has_text="office@kauri.example.org").get_by_role(
+        "button", name="Link to this contact"
+    ).click()
+    expect(page.locator(".messagelist")).to_contain_text("linked to the Xero contact")
+    expect(page.locator("article.lx-conflict", has_text="Kauri Arts Trust")).to_have_count(0)
+    link = wait_until(
+        lambda: XeroContactLink.objects.filter(
+            funder__name="Kauri Arts Trust", state="synced"
+        ).first()
+    )
+    chosen = org.find(email="office@kauri.example.org")[0]
+    assert link.xero_contact_id == chosen["ContactID"]
+    seen.keep("conflicts queue after resolving")
+
+    # The funder's own page shows the link, and Push now queues it again.
+    page.goto(f"/admin/funders/funder/{link.funder_id}/change/")
+    panel = page.locator("#xero_links-group")
+    expect(panel).to_contain_text("Synced")
+    expect(panel).to_contain_text(chosen["ContactID"])
+    page.click("button[data-lx-push]")
+    expect(page.locator(".messagelist")).to_contain_text("Queued 1 funder(s) for pushing")
+    seen.keep("funder page")
+    wait_until(lambda: not OutboxEntry.objects.exists())
+
+    # Disabling stops everything (and leaves the worker idle for the next test).
+    page.goto(connection_url)
+    page.uncheck("#id_enabled")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("Disabled: nothing more is sent")
+    seen.keep("connection list after disabling")
+
+    for secret in (CLIENT_SECRET, WRONG_SECRET):
+        leaked = [label for label, body in seen.bodies.items() if secret in body]
+        assert leaked == [], f"a Client Secret appeared in: {leaked}"
+        assert not SyncLog.objects.filter(message__contains=secret).exists()
+    assert len(seen.bodies) == 10
