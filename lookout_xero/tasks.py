@@ -34,9 +34,9 @@ def start_full_sync(self, run_id: int) -> None:
         raise self.retry(countdown=later.seconds, max_retries=None) from None
     except XeroError as exc:
         if exc.retryable and self.request.retries < FULL_SYNC_MAX_RETRIES:
-            raise self.retry(countdown=services._backoff(self.request.retries + 1)) from None
+            raise self.retry(countdown=services.backoff(self.request.retries + 1)) from None
         run = SyncRun.objects.select_related("connection").get(pk=run_id)
-        services._finish_run(
+        services.finish_run(
             run, SyncRun.Status.FAILED, message=f"Could not read Xero's contacts: {exc}"
         )
 

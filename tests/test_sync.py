@@ -276,8 +276,8 @@ def test_slows_down_before_xero_says_429(xero, connection, organisation, org, se
 
 def test_only_one_drain_per_organisation(xero, connection, organisation, org):
     make_funder(organisation, "Queued")
-    lease = services._acquire_lease(connection.pk)
-    assert lease and services._acquire_lease(connection.pk) is None
+    lease = services.acquire_lease(connection.pk)
+    assert lease and services.acquire_lease(connection.pk) is None
     calls = len(xero.requests)
     assert services.drain(connection.pk) is None
     assert len(xero.requests) == calls and OutboxEntry.objects.count() == 1

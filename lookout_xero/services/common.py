@@ -1,0 +1,200 @@
+"""Shared by the sync's parts: scope, the client for a connection, errors, runs and the log."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.utils import timezone
+
+from .. import conf
+from ..client import Credentials, Token, XeroClient
+from ..exceptions import (
+    XeroError,
+    XeroForbiddenError,
+    XeroRateLimitError,
+)
+from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection
+
+logger = logging.getLogger(__name__)
+
+logger = logging.getLogger(__name__)
+
+Outcome = SyncLog.Outcome
+
+
+class StopDrain(Exception):
+    """End this drain now; the connection's state says why (error, pause)."""
+
+
+class RetryLater(Exception):
+    """The work should run again after `seconds` (rate limit or a passing outage)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry in {seconds:.0f}s")
+        self.seconds = seconds
+
+
+# --- scope: which funders belong in Xero ------------------------------------------------------
+
+
+def is_membership(funder) -> bool:
+    return getattr(funder, conf.get("MEMBERSHIP_FIELD")) == conf.get("MEMBERSHIP_VALUE")
+
+
+def is_archived(funder) -> bool:
+    return bool(getattr(funder, conf.get("ARCHIVED_FIELD")))
+
+
+def organisation_id_of(funder):
+    return getattr(funder, conf.get("ORGANISATION_FIELD") + "_id")
+
+
+def funders_of(connection: XeroConnection):
+    return conf.funder_model().objects.filter(
+        **{conf.get("ORGANISATION_FIELD") + "_id": connection.organisation_id}
+    )
+
+
+def in_scope_funders(connection: XeroConnection):
+    """Unarchived membership funders of the connection's organisation, and no one else's."""
+    return funders_of(connection).filter(
+        **{
+            conf.get("MEMBERSHIP_FIELD"): conf.get("MEMBERSHIP_VALUE"),
+            conf.get("ARCHIVED_FIELD"): False,
+        }
+    )
+
+
+def send_task(task_name: str, *args, countdown: float | None = None) -> None:
+    """Enqueue a task; a broker outage is logged, not raised: the outbox sweep catches up."""
+    from .. import tasks
+
+    try:
+        getattr(tasks, task_name).apply_async(args=args, countdown=countdown)
+    except Exception as exc:
+        logger.warning("Could not enqueue %s%s (%s); the sweep will retry", task_name, args, exc)
+
+
+# --- Xero client for a connection -------------------------------------------------------------
+
+
+def client_for(connection: XeroConnection) -> XeroClient:
+    token = None
+    if connection.access_token and connection.access_token_expires_at:
+        token = Token(connection.access_token, connection.access_token_expires_at)
+
+    def store(new: Token) -> None:
+        XeroConnection.objects.filter(pk=connection.pk).update(
+            access_token=new.access_token, access_token_expires_at=new.expires_at
+        )
+        connection.access_token, connection.access_token_expires_at = (
+            new.access_token,
+            new.expires_at,
+        )
+
+    return XeroClient(
+        Credentials(connection.client_id, connection.client_secret, connection.scope.strip()),
+        token=token,
+        on_new_token=store,
+    )
+
+
+def remember_limits(connection: XeroConnection, client: XeroClient) -> None:
+    limits = client.limits
+    if limits.minute_remaining is None and limits.day_remaining is None:
+        return
+    XeroConnection.objects.filter(pk=connection.pk).update(
+        min_limit_remaining=limits.minute_remaining,
+        day_limit_remaining=limits.day_remaining,
+        limits_seen_at=timezone.now(),
+    )
+
+
+def clear_error(connection: XeroConnection) -> None:
+    connection.state = XeroConnection.State.OK
+    connection.error_code = ""
+    connection.error_message = ""
+
+
+def record_connection_error(
+    connection: XeroConnection, exc: XeroError, run: SyncRun | None = None
+) -> None:
+    """Credentials refused or access revoked: a person must act, so stop and say why."""
+    code = exc.code or ("forbidden" if isinstance(exc, XeroForbiddenError) else "unauthorized")
+    XeroConnection.objects.filter(pk=connection.pk).update(
+        state=XeroConnection.State.ERROR,
+        error_code=code,
+        error_message=str(exc),
+        access_token="",
+        access_token_expires_at=None,
+    )
+    write_log(
+        connection, Outcome.CONNECTION_ERROR, run=run, message=str(exc), http_status=exc.status_code
+    )
+    if run:
+        finish_run(run, SyncRun.Status.FAILED, message=str(exc))
+
+
+def pause_for_day_limit(connection: XeroConnection, exc: XeroRateLimitError, run=None) -> None:
+    until = timezone.now() + timedelta(seconds=exc.retry_after or 3600)
+    XeroConnection.objects.filter(pk=connection.pk).update(paused_until=until)
+    write_log(
+        connection,
+        Outcome.PAUSED,
+        run=run,
+        http_status=429,
+        message=f"Xero's daily call limit is used up; sync resumes at {until:%Y-%m-%d %H:%M} UTC.",
+    )
+
+
+# --- runs and logs ----------------------------------------------------------------------------
+
+
+def complete_run_if_done(run_id: int) -> None:
+    if OutboxEntry.objects.filter(run_id=run_id).exists():
+        return
+    run = SyncRun.objects.filter(
+        pk=run_id, status=SyncRun.Status.RUNNING, planned_at__isnull=False
+    ).first()
+    if run:
+        finish_run(run, SyncRun.Status.COMPLETED)
+
+
+def finish_run(run: SyncRun, status: str, message: str = "") -> None:
+    now = timezone.now()
+    SyncRun.objects.filter(pk=run.pk).update(status=status, finished_at=now, message=message)
+    if status == SyncRun.Status.COMPLETED:
+        XeroConnection.objects.filter(pk=run.connection_id).update(last_synced_at=now)
+    kind = "Preview" if run.dry_run else "Full sync"
+    write_log(run.connection, Outcome.RUN, run=run, message=f"{kind} {status}. {message}".strip())
+
+
+def write_log(connection, outcome, **fields) -> None:
+    """Sync log rows are written on their own, so they survive a rollback of the work."""
+    log_row(connection, outcome, **fields).save()
+
+
+def log_row(
+    connection,
+    outcome,
+    *,
+    run=None,
+    funder=None,
+    contact_id="",
+    http_status=None,
+    message="",
+    warnings=None,
+) -> SyncLog:
+    return SyncLog(
+        connection_id=connection.pk,
+        run_id=run.pk if isinstance(run, SyncRun) else run,
+        funder=funder,
+        funder_name=str(getattr(funder, "name", "") or "")[:300],
+        funder_email=str(getattr(funder, "email", "") or "")[:300],
+        xero_contact_id=contact_id or "",
+        outcome=outcome,
+        http_status=http_status,
+        message=message,
+        warnings=warnings or [],
+    )

@@ -1,0 +1,502 @@
+"""The drain: push pending funders to Xero in batches, one drain per organisation at a time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from .. import conf, mapping
+from ..client import ItemResult, XeroClient
+from ..exceptions import (
+    XeroAuthError,
+    XeroError,
+    XeroForbiddenError,
+    XeroRateLimitError,
+    XeroValidationError,
+)
+from ..matching import ContactIndex
+from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
+from .common import (
+    RetryLater,
+    StopDrain,
+    client_for,
+    complete_run_if_done,
+    is_archived,
+    is_membership,
+    log_row,
+    organisation_id_of,
+    pause_for_day_limit,
+    record_connection_error,
+    remember_limits,
+    write_log,
+)
+from .full_sync import link_to_contact, record_conflict
+
+Outcome = SyncLog.Outcome
+
+
+NAME_CLASH = "already assigned to another contact"
+# How many unlinked funders one `where` look-up asks about (keeps the URL short).
+LOOKUP_CHUNK = 10
+
+
+# --- drain: push pending funders --------------------------------------------------------------
+
+
+def drain(connection_id: int) -> float | None:
+    """Push this organisation's pending funders. Returns seconds until more work is due, if any.
+
+    Only one drain per organisation runs at a time, across all workers and machines.
+    """
+    lease = acquire_lease(connection_id)
+    if lease is None:
+        return None  # another worker is draining; it loops until the outbox is empty
+    try:
+        wait = _drain_batches(connection_id, lease)
+    finally:
+        XeroConnection.objects.filter(pk=connection_id, lease_token=lease).update(
+            lease_token="", lease_expires_at=None
+        )
+    if wait is None:
+        # A funder queued while we held the lease had its own drain turned away: pick it up.
+        wait = next_due_in(connection_id)
+    return wait
+
+
+def next_due_in(connection_id: int) -> float | None:
+    connection = XeroConnection.objects.filter(pk=connection_id).first()
+    if not connection or not connection.enabled or connection.state == XeroConnection.State.ERROR:
+        return None
+    due = OutboxEntry.objects.filter(connection_id=connection_id).aggregate(due=Min("due_at"))[
+        "due"
+    ]
+    if due is None:
+        return None
+    if connection.is_paused:
+        return None  # the sweep resumes it after the pause
+    return max(0.0, (due - timezone.now()).total_seconds())
+
+
+def acquire_lease(connection_id: int) -> str | None:
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    taken = (
+        XeroConnection.objects.filter(pk=connection_id)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .update(
+            lease_token=token, lease_expires_at=now + timedelta(seconds=conf.get("LEASE_SECONDS"))
+        )
+    )
+    return token if taken else None
+
+
+def _drain_batches(connection_id: int, lease: str) -> float | None:
+    client = None
+    while True:
+        connection = XeroConnection.objects.filter(pk=connection_id, lease_token=lease).first()
+        if connection is None:
+            return None  # lease lost (expired and taken): the new holder carries on
+        if not connection.enabled:
+            OutboxEntry.objects.filter(connection=connection).delete()
+            return None
+        if connection.state == XeroConnection.State.ERROR or connection.is_paused:
+            return None
+        entries = list(
+            OutboxEntry.objects.filter(connection=connection, due_at__lte=timezone.now()).order_by(
+                "due_at", "pk"
+            )[: conf.get("BATCH_SIZE")]
+        )
+        if not entries:
+            return None
+        XeroConnection.objects.filter(pk=connection_id, lease_token=lease).update(
+            lease_expires_at=timezone.now() + timedelta(seconds=conf.get("LEASE_SECONDS"))
+        )
+        client = client or client_for(connection)
+        try:
+            _push_batch(connection, client, entries)
+        except RetryLater as later:
+            return later.seconds
+        except StopDrain:
+            return None
+        finally:
+            remember_limits(connection, client)
+        reserve = conf.get("MIN_LIMIT_RESERVE")
+        left = client.limits.minute_remaining
+        if left is not None and left <= reserve:
+            # Slow down before Xero has to say 429: spread what is left of this minute.
+            return 60.0 / (left + 1)
+
+
+@dataclass
+class _Item:
+    entry: OutboxEntry
+    funder: object
+    link: XeroContactLink
+    outcome: str = ""
+    clean: mapping.CleanContact | None = None
+    sent: dict = field(default_factory=dict)
+    sent_hash: str = ""
+    http_status: int | None = None
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[OutboxEntry]) -> None:
+    funders = {
+        f.pk: f for f in conf.funder_model().objects.filter(pk__in=[e.funder_id for e in entries])
+    }
+    links = {
+        link.funder_id: link
+        for link in XeroContactLink.objects.filter(
+            connection=connection, funder_id__in=[e.funder_id for e in entries]
+        )
+    }
+    number_prefix = conf.get("CONTACT_NUMBER_PREFIX")
+    map_raw = conf.mapping_function()
+    to_send: list[_Item] = []
+    to_look_up: list[_Item] = []
+    settled: list[_Item] = []
+    for entry in entries:
+        funder = funders.get(entry.funder_id)
+        if funder is None or organisation_id_of(funder) != connection.organisation_id:
+            _clear_entries([entry])  # deleted, or moved to another organisation
+            continue
+        item = _Item(
+            entry,
+            funder,
+            links.get(funder.pk) or XeroContactLink(connection=connection, funder=funder),
+        )
+        if item.link.state == XeroContactLink.State.IGNORED or not is_membership(funder):
+            _clear_entries([entry])  # out of scope: stop syncing, leave the Xero contact alone
+            continue
+        if is_archived(funder):
+            if (
+                conf.get("ARCHIVE_IN_XERO")
+                and item.link.xero_contact_id
+                and item.link.xero_contact_status != mapping.ARCHIVED
+            ):
+                item.outcome = Outcome.ARCHIVED
+                item.sent = mapping.archive_payload(item.link.xero_contact_id)
+                to_send.append(item)
+            else:
+                _clear_entries([entry])
+            continue
+        item.clean = mapping.clean_contact(
+            map_raw(funder), number=mapping.contact_number(number_prefix, funder.pk)
+        )
+        if item.clean.error:
+            settled.append(_settle(item, Outcome.FAILED, message=item.clean.error))
+            continue
+        if item.link.name_suffix:
+            item.clean.payload["Name"] = name_with_suffix(item.clean.name, item.link.name_suffix)
+        chosen_by_person = item.link.matched_by == XeroContactLink.MatchedBy.PERSON
+        if (
+            not item.link.xero_contact_id
+            and not chosen_by_person
+            and (not entry.looked_up or entry.attempts)
+        ):
+            to_look_up.append(item)
+        to_send.append(item)
+
+    if to_look_up:
+        to_send = _look_up_existing(connection, client, to_send, to_look_up)
+
+    batch: list[_Item] = []
+    for item in to_send:
+        if item.outcome != Outcome.ARCHIVED:
+            _prepare_upsert(item)
+        item.sent_hash = mapping.payload_hash(item.sent)
+        if (
+            item.sent_hash == item.link.payload_hash
+            and item.link.state == XeroContactLink.State.SYNCED
+        ):
+            settled.append(_settle(item, Outcome.UNCHANGED))
+        else:
+            batch.append(item)
+    _finish_items(connection, settled)
+    if batch:
+        _send_batch(connection, client, batch)
+    # Entries can also leave without an outcome (funder deleted or out of scope meanwhile).
+    for run_id in {entry.run_id for entry in entries if entry.run_id}:
+        complete_run_if_done(run_id)
+
+
+def _look_up_existing(
+    connection, client, to_send: list[_Item], to_look_up: list[_Item]
+) -> list[_Item]:
+    """Before creating, find contacts already in Xero (ours after a crash, or the bookkeeper's)."""
+    found = []
+    for start in range(0, len(to_look_up), LOOKUP_CHUNK):
+        chunk = to_look_up[start : start + LOOKUP_CHUNK]
+        try:
+            found += client.find_contacts(
+                numbers=[i.clean.payload["ContactNumber"] for i in chunk],
+                emails=[i.clean.email for i in chunk],
+                names=[i.clean.name for i in chunk],
+            )
+        except XeroError as exc:
+            _handle_request_error(connection, [i.entry for i in to_send], exc)
+            return []  # a permanent error: every entry was recorded as failed
+    index = ContactIndex(found)
+    claimed = set(
+        XeroContactLink.objects.filter(
+            connection=connection, xero_contact_id__in=list(index.by_id)
+        ).values_list("xero_contact_id", flat=True)
+    )
+    looked_up = {id(i) for i in to_look_up}
+    kept = []
+    for item in to_send:
+        if id(item) in looked_up:
+            match = index.match(
+                number=item.clean.payload["ContactNumber"],
+                email=item.clean.email,
+                name=item.clean.name,
+                claimed=claimed,
+            )
+            if match.conflict:
+                record_conflict(connection, item.entry.run, item.funder, item.link, match)
+                _clear_entries([item.entry])
+                continue
+            if match.contact:
+                link_to_contact(item.link, match)
+                claimed.add(match.contact.contact_id)
+        kept.append(item)
+    return kept
+
+
+# Contacts that were someone else's before Lookout linked them: fill, never blank their data.
+FOUND_IN_XERO = {
+    XeroContactLink.MatchedBy.EMAIL,
+    XeroContactLink.MatchedBy.NAME,
+    XeroContactLink.MatchedBy.PERSON,
+}
+
+
+def name_with_suffix(name: str, suffix: str) -> str:
+    """A contact name with a distinguishing suffix, within Xero's 255 characters."""
+    return name[: mapping.CONTACT_LIMITS["Name"] - len(suffix)].rstrip() + suffix
+
+
+def _prepare_upsert(item: _Item) -> None:
+    link = item.link
+    payload = item.clean.payload
+    if not link.xero_contact_id:
+        item.outcome = Outcome.CREATED
+    elif link.xero_contact_status == mapping.ARCHIVED:
+        item.outcome = Outcome.RESTORED
+    elif not link.payload_hash:
+        item.outcome = Outcome.LINKED  # first push to a contact found in Xero
+    else:
+        item.outcome = Outcome.UPDATED
+    if link.matched_by in FOUND_IN_XERO:
+        payload = mapping.fill_not_blank(payload, link.sent_fields)
+    item.sent = mapping.with_identity(payload, contact_id=link.xero_contact_id)
+
+
+def _send_batch(connection: XeroConnection, client: XeroClient, batch: list[_Item]) -> None:
+    try:
+        results = client.save_contacts(
+            [i.sent for i in batch], idempotency_key=_idempotency_key(connection, batch)
+        )
+    except XeroValidationError as exc:
+        if len(batch) > 1:
+            # Xero refused the batch as a whole: send one by one so one bad funder blocks no one.
+            for item in batch:
+                _send_batch(connection, client, [item])
+            return
+        results = [ItemResult(False, "", "", [exc.message], [])]
+    except XeroError as exc:
+        _handle_request_error(connection, [i.entry for i in batch], exc)
+        return
+    for item, result in zip(batch, results, strict=True):
+        _apply_result(item, result)
+    _finish_items(connection, batch)
+
+
+def _idempotency_key(connection: XeroConnection, batch: list[_Item]) -> str:
+    """Same pending changes → same key, so a retry after a crash replays instead of duplicating.
+
+    Each entry's id and version are part of it: a later change with an identical body (A→B→A)
+    is a new request, not a replay of the first (ids are never reused; versions only grow).
+    """
+    material = json.dumps(
+        [connection.pk, [(i.entry.pk, i.entry.version, i.sent) for i in batch]],
+        sort_keys=True,
+        default=str,
+    )
+    return "lx-" + hashlib.sha256(material.encode()).hexdigest()
+
+
+def _apply_result(item: _Item, result: ItemResult) -> None:
+    link = item.link
+    if result.ok:
+        if item.outcome == Outcome.CREATED:
+            link.matched_by = XeroContactLink.MatchedBy.CREATED
+        link.xero_contact_id = result.contact_id or link.xero_contact_id
+        link.xero_contact_status = result.status or item.sent.get("ContactStatus", mapping.ACTIVE)
+        if item.outcome == Outcome.ARCHIVED:
+            link.payload_hash = ""  # the next push (a restore) must send the whole profile
+        else:
+            link.payload_hash = item.sent_hash
+            # Once Lookout has set a field, it owns it: it stays sent, cleared or not.
+            link.sent_fields = sorted(set(link.sent_fields) | set(mapping.filled_fields(item.sent)))
+        link.state = XeroContactLink.State.SYNCED
+        link.last_error = ""
+        link.conflict_candidates = []
+        link.last_synced_at = timezone.now()
+        warnings = (item.clean.warnings if item.clean else []) + result.warnings
+        _settle(item, item.outcome, http_status=200, warnings=warnings)
+        return
+    message = "; ".join(result.messages) or "Xero refused this contact without saying why."
+    outcome = Outcome.CONFLICT if NAME_CLASH in message else Outcome.FAILED
+    _settle(item, outcome, http_status=200, message=message)
+
+
+def _settle(item: _Item, outcome: str, *, http_status=None, message="", warnings=()) -> _Item:
+    """Give an item its outcome; `_finish_items` records it."""
+    item.outcome, item.http_status, item.message = outcome, http_status, message
+    item.warnings = list(warnings)
+    if outcome in (Outcome.FAILED, Outcome.CONFLICT):
+        item.link.state = (
+            XeroContactLink.State.CONFLICT
+            if outcome == Outcome.CONFLICT
+            else XeroContactLink.State.FAILED
+        )
+        item.link.last_error = message
+    return item
+
+
+def _finish_items(connection: XeroConnection, items: list[_Item]) -> None:
+    """Record settled items: log rows first (their own commit), then links and outbox together."""
+    if not items:
+        return
+    SyncLog.objects.bulk_create(
+        log_row(
+            connection,
+            item.outcome,
+            run=item.entry.run_id,
+            funder=item.funder,
+            contact_id=item.link.xero_contact_id,
+            http_status=item.http_status,
+            message=item.message,
+            warnings=item.warnings,
+        )
+        for item in items
+    )
+    with transaction.atomic():
+        for item in items:
+            if item.outcome != Outcome.UNCHANGED:
+                item.link.save()
+        _clear_entries([item.entry for item in items])
+    per_run: dict[int, Counter] = {}
+    for item in items:
+        counter = RUN_COUNTERS.get(item.outcome)
+        if item.entry.run_id and counter:
+            per_run.setdefault(item.entry.run_id, Counter())[counter] += 1
+    for run_id, counts in per_run.items():
+        SyncRun.objects.filter(pk=run_id).update(**{k: F(k) + n for k, n in counts.items()})
+        complete_run_if_done(run_id)
+    if any(item.outcome not in (Outcome.FAILED, Outcome.CONFLICT) for item in items):
+        XeroConnection.objects.filter(pk=connection.pk).update(last_synced_at=timezone.now())
+
+
+RUN_COUNTERS = {
+    Outcome.CREATED: "created",
+    Outcome.LINKED: "linked",
+    Outcome.UPDATED: "updated",
+    Outcome.RESTORED: "updated",
+    Outcome.UNCHANGED: "unchanged",
+    Outcome.CONFLICT: "conflicts",
+    Outcome.FAILED: "failed",
+}
+
+
+def _clear_entries(entries: list[OutboxEntry]) -> None:
+    """Remove pushed entries, unless the funder changed again meanwhile (a newer version)."""
+    query = Q()
+    for entry in entries:
+        query |= Q(pk=entry.pk, version=entry.version)
+    if entries:
+        OutboxEntry.objects.filter(query).delete()
+
+
+def _handle_request_error(connection, entries: list[OutboxEntry], exc: XeroError) -> None:
+    """A whole request failed: decide between stop, pause, retry later, and give up."""
+    if isinstance(exc, (XeroAuthError, XeroForbiddenError)):
+        record_connection_error(connection, exc)
+        raise StopDrain from None  # the entries wait for fixed credentials
+    if isinstance(exc, XeroRateLimitError):
+        if exc.limit == "day":
+            pause_for_day_limit(connection, exc)
+            raise StopDrain from None
+        wait = exc.retry_after or (1 if exc.limit == "concurrent" else 60)
+        OutboxEntry.objects.filter(pk__in=[e.pk for e in entries]).update(
+            due_at=timezone.now() + timedelta(seconds=wait)
+        )
+        raise RetryLater(wait) from None
+    if exc.retryable:
+        _retry_or_give_up(connection, entries, exc)
+        raise RetryLater(backoff(max(e.attempts for e in entries) + 1)) from None
+    # Permanent (404, unexpected 4xx): record against each funder, do not retry forever.
+    _give_up(connection, entries, str(exc), exc.status_code)
+
+
+def _retry_or_give_up(connection, entries: list[OutboxEntry], exc: XeroError) -> None:
+    max_attempts = conf.get("MAX_ATTEMPTS")
+    exhausted = [e for e in entries if e.attempts + 1 >= max_attempts]
+    for entry in entries:
+        if entry not in exhausted:
+            OutboxEntry.objects.filter(pk=entry.pk).update(
+                attempts=F("attempts") + 1,
+                due_at=timezone.now() + timedelta(seconds=backoff(entry.attempts + 1)),
+                last_error=str(exc),
+            )
+    _give_up(
+        connection, exhausted, f"Gave up after {max_attempts} attempts: {exc}", exc.status_code
+    )
+    write_log(connection, Outcome.RETRYING, http_status=exc.status_code, message=str(exc))
+
+
+def _give_up(connection, entries: list[OutboxEntry], message: str, http_status) -> None:
+    """Record a permanent failure against each funder; their entries leave the outbox."""
+    funders = conf.funder_model().objects.in_bulk([e.funder_id for e in entries])
+    links = {
+        link.funder_id: link
+        for link in XeroContactLink.objects.filter(
+            connection=connection, funder_id__in=list(funders)
+        )
+    }
+    items = [
+        _settle(
+            _Item(
+                e,
+                funders[e.funder_id],
+                links.get(e.funder_id)
+                or XeroContactLink(connection=connection, funder=funders[e.funder_id]),
+            ),
+            Outcome.FAILED,
+            http_status=http_status,
+            message=message,
+        )
+        for e in entries
+        if e.funder_id in funders
+    ]
+    _clear_entries([e for e in entries if e.funder_id not in funders])
+    _finish_items(connection, items)
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter, bounded."""
+    ceiling = min(
+        conf.get("RETRY_MAX_SECONDS"), conf.get("RETRY_BASE_SECONDS") * 2 ** (attempt - 1)
+    )
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security

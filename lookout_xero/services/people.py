@@ -1,0 +1,107 @@
+"""Decisions only a person makes: are these credentials right, and how is a conflict resolved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import conf
+from ..client import Credentials, XeroClient
+from ..exceptions import (
+    XeroAuthError,
+    XeroError,
+    XeroForbiddenError,
+    XeroScopeError,
+    XeroServerError,
+    XeroTransportError,
+)
+from ..models import OutboxEntry, XeroContactLink
+from .outbox import push_now
+
+# --- what people ask for (admin actions, commands) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class CredentialCheck:
+    ok: bool
+    message: str
+    tenant_name: str = ""
+
+
+def check_credentials(client_id: str, client_secret: str, scope: str) -> CredentialCheck:
+    """Ask Xero for a token and the organisation with these credentials. Changes nothing."""
+    client = XeroClient(Credentials(client_id.strip(), client_secret, scope.strip()), timeout=10)
+    try:
+        tenants = client.get_tenants()
+    except XeroScopeError:
+        return CredentialCheck(
+            False,
+            "Xero refused the scope: this custom connection does not allow "
+            f"'{scope.strip()}'. Connections created since April 2026 need the Scope left empty.",
+        )
+    except XeroAuthError:
+        return CredentialCheck(
+            False,
+            "Xero did not accept this Client ID and Client Secret. Check both in the customer's "
+            "Xero developer portal (My Apps), or generate a new secret there.",
+        )
+    except XeroForbiddenError:
+        return CredentialCheck(
+            False, "Xero refused access: the custom connection may have been revoked."
+        )
+    except XeroTransportError:
+        return CredentialCheck(False, "Could not reach Xero: no network, or Xero is not answering.")
+    except XeroServerError as exc:
+        return CredentialCheck(
+            False, f"Xero is down or failing right now ({exc.status_code}). Try again soon."
+        )
+    except XeroError as exc:
+        return CredentialCheck(False, f"Xero answered unexpectedly: {exc}")
+    if not tenants:
+        return CredentialCheck(
+            False,
+            "The credentials work, but no Xero organisation has authorised this connection yet.",
+        )
+    return CredentialCheck(
+        True, f"Connected to the Xero organisation “{tenants[0].name}”.", tenants[0].name
+    )
+
+
+def resolve_conflict(
+    link: XeroContactLink, *, contact_id: str = "", create_new=False, ignore=False
+) -> None:
+    """A person's decision on a conflict: link to a contact, create a distinct one, or skip."""
+    if ignore:
+        link.state = XeroContactLink.State.IGNORED
+        link.last_error = ""
+        link.save()
+        OutboxEntry.objects.filter(connection=link.connection, funder=link.funder).delete()
+        return
+    if contact_id:
+        taken = XeroContactLink.objects.filter(
+            connection=link.connection, xero_contact_id=contact_id
+        )
+        if taken.exclude(pk=link.pk).exists():
+            raise ValueError("That Xero contact is already linked to another funder.")
+        link.xero_contact_id = contact_id
+    elif create_new:
+        link.xero_contact_id = ""
+        link.name_suffix = next_name_suffix(link.name_suffix)
+    else:
+        raise ValueError("Say how to resolve the conflict.")
+    link.matched_by = XeroContactLink.MatchedBy.PERSON
+    link.state = XeroContactLink.State.PENDING
+    link.payload_hash = ""
+    link.sent_fields = []
+    link.last_error = ""
+    link.conflict_candidates = []
+    link.save()
+    push_now(link.connection, [link.funder_id])
+
+
+def next_name_suffix(current: str) -> str:
+    """The suffix after `current` under CONFLICT_NAME_SUFFIX: " (2)", then " (3)"..."""
+    rule = conf.get("CONFLICT_NAME_SUFFIX")
+    n = 2
+    while rule.format(n=n) != current and current and n < 100:
+        n += 1
+    return rule.format(n=n + 1 if current else 2)
