@@ -166,6 +166,8 @@ class XeroContactLink(models.Model):
     sent_fields = models.JSONField(default=list, blank=True)
     last_error = models.TextField(blank=True)
     conflict_candidates = models.JSONField(default=list, blank=True)
+    # The contact had its own ContactNumber (another system's) when linked: leave it alone.
+    keeps_own_number = models.BooleanField(default=False)
     # Set when a person resolves a name clash by creating a distinct contact, e.g. " (2)".
     name_suffix = models.CharField(max_length=20, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)

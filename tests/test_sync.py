@@ -149,6 +149,19 @@ def test_found_contact_keeps_the_bookkeepers_data_across_later_changes(xero, org
     assert SyncLog.objects.filter(outcome="unchanged", funder=funder).exists()
 
 
+def test_a_found_contacts_own_contact_number_is_left_alone(xero, organisation, org):
+    theirs = org.add_contact(
+        Name="Tui Books", EmailAddress="tui@example.org", ContactNumber="CRM-9"
+    )
+    make_funder(organisation, "Tui Bookshop", email="tui@example.org")
+    connection = make_connection(organisation, enabled=True)
+    services.run_full_sync(connection.runs.get().pk)
+    services.drain(connection.pk)
+    contact = org.contacts[theirs["ContactID"]]
+    assert contact["Name"] == "Tui Bookshop" and contact["ContactNumber"] == "CRM-9"
+    assert XeroContactLink.objects.get().keeps_own_number
+
+
 def test_custom_mapping_from_settings_is_used(xero, connection, organisation, org, settings):
     settings.LOOKOUT_XERO = {
         **settings.LOOKOUT_XERO,

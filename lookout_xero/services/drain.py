@@ -299,6 +299,8 @@ def _prepare_upsert(item: _Item) -> None:
         item.outcome = Outcome.UPDATED
     if link.matched_by in FOUND_IN_XERO:
         payload = mapping.fill_not_blank(payload, link.sent_fields)
+    if link.keeps_own_number:
+        payload = {key: value for key, value in payload.items() if key != "ContactNumber"}
     item.sent = mapping.with_identity(payload, contact_id=link.xero_contact_id)
 
 

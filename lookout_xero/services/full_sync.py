@@ -237,7 +237,13 @@ def _plan_chunk(connection, run, funders, index, claimed, report, counts) -> Non
 
 def candidates_of(found: Match) -> list[dict]:
     return [
-        {"contact_id": c.contact_id, "name": c.name, "email": c.email, "status": c.status}
+        {
+            "contact_id": c.contact_id,
+            "name": c.name,
+            "email": c.email,
+            "status": c.status,
+            "contact_number": c.contact_number,
+        }
         for c in found.candidates
     ]
 
@@ -246,6 +252,7 @@ def link_to_contact(link: XeroContactLink, found: Match) -> None:
     link.xero_contact_id = found.contact.contact_id
     link.xero_contact_status = found.contact.status
     link.matched_by = found.rule
+    link.keeps_own_number = bool(found.contact.contact_number) and found.rule != "contact_number"
     link.payload_hash = ""
     link.sent_fields = []
     link.state = XeroContactLink.State.PENDING

@@ -82,9 +82,14 @@ def resolve_conflict(
         )
         if taken.exclude(pk=link.pk).exists():
             raise ValueError("That Xero contact is already linked to another funder.")
+        chosen = next(
+            (c for c in link.conflict_candidates if c.get("contact_id") == contact_id), {}
+        )
         link.xero_contact_id = contact_id
+        link.keeps_own_number = bool(chosen.get("contact_number"))
     elif create_new:
         link.xero_contact_id = ""
+        link.keeps_own_number = False
         link.name_suffix = next_name_suffix(link.name_suffix)
     else:
         raise ValueError("Say how to resolve the conflict.")
