@@ -81,7 +81,11 @@ class Worker:
             "LOOKOUT_XERO_RETRY_BASE_SECONDS": "0.2",
             "LOOKOUT_XERO_RETRY_MAX_SECONDS": "1",
         }
+        from project.celery import app
+
+        app.control.purge()  # nothing left over from an earlier test's worker
         log = self.log_path.open("ab")
+        started_at = log.tell()  # the log is appended to: only this start's lines count
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -106,8 +110,10 @@ class Worker:
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if "ready." in self.log_path.read_text(errors="replace"):
-                return
+            with self.log_path.open("rb") as lines:
+                lines.seek(started_at)
+                if b"ready." in lines.read():
+                    return
             if self.process.poll() is not None:
                 break
             time.sleep(0.2)
@@ -129,21 +135,21 @@ class Worker:
 
 
 @pytest.fixture(scope="module")
-def worker_process(django_db_setup, django_db_blocker, xero_server):
-    from project.celery import app
-
-    with django_db_blocker.unblock():
-        app.control.purge()
+def worker_process(django_db_setup, xero_server):
     worker = Worker(xero_server)
     worker.log_path.unlink(missing_ok=True)
-    worker.start()
     yield worker
     worker.stop()
 
 
 @pytest.fixture
 def worker(worker_process, transactional_db, xero):
-    """A running worker; the test's data is committed so the worker process can see it."""
+    """A running worker; the test's data is committed so the worker process can see it.
+
+    Stopped after each test, before the database is flushed: a worker still writing while
+    PostgreSQL truncates the tables can deadlock the flush.
+    """
     if worker_process.process is None or worker_process.process.poll() is not None:
         worker_process.start()
-    return worker_process
+    yield worker_process
+    worker_process.stop()

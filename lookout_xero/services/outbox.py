@@ -82,7 +82,7 @@ def sweep() -> dict[str, int]:
         Q(paused_until__isnull=True) | Q(paused_until__lte=now)
     )
     ended_pauses = XeroConnection.objects.filter(paused_until__lte=now)
-    if ended_pauses.exists():  # (no write lock taken when there is nothing to do)
+    if ended_pauses.exists():
         ended_pauses.update(paused_until=None)
     stale = now - timedelta(minutes=1)
     runs = SyncRun.objects.filter(
@@ -90,12 +90,14 @@ def sweep() -> dict[str, int]:
     )
     # A worker that died while planning leaves its run RUNNING and unplanned: plan it again.
     stuck = now - timedelta(seconds=conf.get("LEASE_SECONDS"))
-    SyncRun.objects.filter(
+    orphaned = SyncRun.objects.filter(
         connection__in=usable,
         status=SyncRun.Status.RUNNING,
         planned_at__isnull=True,
         started_at__lt=stuck,
-    ).update(status=SyncRun.Status.PENDING)
+    )
+    if orphaned.exists():  # (the sweep of an idle system only reads)
+        orphaned.update(status=SyncRun.Status.PENDING)
     run_ids = list(runs.values_list("pk", flat=True))
     for run_id in run_ids:
         send_task("start_full_sync", run_id)
