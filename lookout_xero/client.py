@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote_plus
 
 import requests
 from oauthlib.oauth2 import BackendApplicationClient
@@ -53,6 +53,8 @@ CONNECTIONS_PATH = "/connections"
 # Ask for a new token this long before the old one expires (Xero's own SDK uses 60 s).
 TOKEN_EXPIRY_MARGIN = timedelta(seconds=60)
 EXCERPT_LENGTH = 300
+# URL-encoded length of one `where` filter; well under the 2,048 bytes some servers allow.
+MAX_WHERE_LENGTH = 1500
 
 
 @dataclass(frozen=True)
@@ -207,13 +209,19 @@ class XeroClient:
             page += 1
 
     def find_contacts(self, *, numbers=(), emails=(), names=()) -> list[XeroContact]:
-        """Contacts (archived included) whose ContactNumber, e-mail or name is one of these."""
+        """Contacts (archived included) whose ContactNumber, e-mail or name is one of these.
+
+        As few GETs as the URL length allows: Xero's limit is not documented, so each `where`
+        stays under a length most web servers accept.
+        """
         clauses = [f"ContactNumber=={_quote(v)}" for v in numbers if v]
         clauses += [f"EmailAddress=={_quote(v)}" for v in emails if v]
         clauses += [f"Name=={_quote(v)}" for v in names if v]
-        if not clauses:
-            return []
-        return self.list_contacts(page=1, page_size=1000, where=" || ".join(clauses))
+        found: dict[str, XeroContact] = {}
+        for where in _joined_within(clauses, " || ", MAX_WHERE_LENGTH):
+            for contact in self.list_contacts(page=1, page_size=1000, where=where):
+                found[contact.contact_id] = contact
+        return list(found.values())
 
     def save_contacts(self, payloads: list[dict], *, idempotency_key: str) -> list[ItemResult]:
         """POST /Contacts?summarizeErrors=false: create or update up to a batch of contacts.
@@ -418,6 +426,20 @@ def _item_result(item: dict) -> ItemResult:
         messages=messages,
         warnings=[str(w.get("Message", "")) for w in item.get("Warnings") or []],
     )
+
+
+def _joined_within(parts: list[str], separator: str, limit: int) -> Iterator[str]:
+    """Join parts into as few strings as keep each one's URL-encoded length within limit."""
+    current: list[str] = []
+    for part in parts:
+        candidate = separator.join([*current, part])
+        if current and len(quote_plus(candidate)) > limit:
+            yield separator.join(current)
+            current = [part]
+        else:
+            current.append(part)
+    if current:
+        yield separator.join(current)
 
 
 def _quote(value: str) -> str:

@@ -1,6 +1,7 @@
 """The Xero client over real HTTP against the fake Xero: tokens, calls, and error classification."""
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote_plus
 
 import pytest
 import requests
@@ -221,3 +222,20 @@ def test_classification(status, body, headers, kind, retryable):
     assert error.status_code == status and error.correlation_id == "corr-1"
     if kind is XeroRateLimitError and status == 429:
         assert error.limit == "minute" and error.retry_after == 7
+
+
+def test_find_contacts_keeps_each_where_filter_short(xero, client):
+    org = xero.org(CLIENT_ID)
+    for i in range(60):
+        org.add_contact(
+            Name=f"Long Funder Name Number {i:03} Incorporated", EmailAddress=f"f{i}@example.org"
+        )
+    found = client.find_contacts(
+        numbers=[f"LKT-{i}" for i in range(60)],
+        emails=[f"f{i}@example.org" for i in range(60)],
+        names=[f"Long Funder Name {i:03} Incorporated" for i in range(60)],
+    )
+    assert len(found) == 60  # each contact once, though it matched in several requests
+    gets = [r for r in xero.requests if r.method == "GET" and r.path.endswith("/Contacts")]
+    assert len(gets) > 1
+    assert all(len(quote_plus(r.query["where"][0])) <= 1500 for r in gets)

@@ -45,8 +45,6 @@ Outcome = SyncLog.Outcome
 
 
 NAME_CLASH = "already assigned to another contact"
-# How many unlinked funders one `where` look-up asks about (keeps the URL short).
-LOOKUP_CHUNK = 10
 
 
 # --- drain: push pending funders --------------------------------------------------------------
@@ -234,18 +232,15 @@ def _look_up_existing(
     connection, client, to_send: list[_Item], to_look_up: list[_Item]
 ) -> list[_Item]:
     """Before creating, find contacts already in Xero (ours after a crash, or the bookkeeper's)."""
-    found = []
-    for start in range(0, len(to_look_up), LOOKUP_CHUNK):
-        chunk = to_look_up[start : start + LOOKUP_CHUNK]
-        try:
-            found += client.find_contacts(
-                numbers=[i.clean.payload["ContactNumber"] for i in chunk],
-                emails=[i.clean.email for i in chunk],
-                names=[i.clean.name for i in chunk],
-            )
-        except XeroError as exc:
-            _handle_request_error(connection, [i.entry for i in to_send], exc)
-            return []  # a permanent error: every entry was recorded as failed
+    try:
+        found = client.find_contacts(
+            numbers=[i.clean.payload["ContactNumber"] for i in to_look_up],
+            emails=[i.clean.email for i in to_look_up],
+            names=[i.clean.name for i in to_look_up],
+        )
+    except XeroError as exc:
+        _handle_request_error(connection, [i.entry for i in to_send], exc)
+        return []  # a permanent error: every entry was recorded as failed
     index = ContactIndex(found)
     claimed = set(
         XeroContactLink.objects.filter(
