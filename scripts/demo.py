@@ -19,7 +19,12 @@ WEB_PORT = int(os.environ.get("DEMO_WEB_PORT", "8000"))
 CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-secret"
 
 
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt  # a SIGTERM stops the demo's processes as Ctrl-C does
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "project.settings",

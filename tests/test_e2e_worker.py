@@ -259,15 +259,18 @@ def test_fixing_credentials_resumes_a_failed_full_sync(worker, xero, organisatio
     assert [c["Name"] for c in org.contacts.values()] == ["Waits For Credentials"]
 
 
-def test_xero_sync_command_full_resyncs(worker, xero, organisation):
+def test_xero_sync_command_full_flips_the_switch_then_resyncs(worker, xero, organisation):
     org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
     make_funder(organisation, "Commanded")
     connection = make_connection(organisation)
     with pytest.raises(CommandError, match="disabled"):
-        call_command("xero_sync", organisation=organisation.pk, full=True)
+        call_command("xero_sync", organisation=organisation.pk)  # a plain push needs it enabled
     assert org.contacts == {}
-    call_command("xero_sync", organisation=organisation.pk, enable=True)
-    wait_until(lambda: SyncRun.objects.filter(status="completed").count() == 1)
+    call_command("xero_sync", organisation=organisation.pk, full=True)
+    connection.refresh_from_db()
+    assert connection.enabled  # the same switch as the admin's Enabled box
+    first = wait_until(lambda: SyncRun.objects.filter(status="completed").first())
+    assert (first.trigger, first.created) == ("enabled", 1)
     call_command("xero_sync", organisation=organisation.pk, full=True)
     run = wait_until(lambda: SyncRun.objects.filter(status="completed", trigger="manual").first())
     assert (run.unchanged, run.created) == (1, 0) and len(org.contacts) == 1

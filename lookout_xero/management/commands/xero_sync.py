@@ -1,4 +1,8 @@
-"""`manage.py xero_sync --organisation <pk> [--full] [--enable] [--dry-run]`: sync from a shell."""
+"""`manage.py xero_sync --organisation <pk> [--full [--dry-run]]`: sync from a shell.
+
+`--full` is the same switch as the admin's Enabled box: on a disabled connection it enables it
+(which is what runs the full sync); on an enabled one it runs a full sync again.
+"""
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -16,11 +20,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--organisation", required=True, help="Primary key of the organisation."
         )
-        parser.add_argument("--full", action="store_true", help="Sync every in-scope funder.")
         parser.add_argument(
-            "--enable",
+            "--full",
             action="store_true",
-            help="Tick Enabled first (which itself starts a full sync).",
+            help="Sync every unarchived membership funder, enabling the connection if it is not.",
         )
         parser.add_argument(
             "--dry-run",
@@ -29,34 +32,34 @@ class Command(BaseCommand):
             "writes nothing to it; works while the connection is disabled.",
         )
 
-    def handle(self, *args, organisation, full, enable, dry_run, **options):
+    def handle(self, *args, organisation, full, dry_run, **options):
         connection = XeroConnection.objects.filter(organisation_id=organisation).first()
         if connection is None:
             raise CommandError(f"Organisation {organisation} has no Xero connection.")
         if dry_run:
-            if not full or enable:
-                raise CommandError("--dry-run previews a full sync: use it with --full only.")
+            if not full:
+                raise CommandError("--dry-run previews a full sync: use it with --full.")
             self.preview(connection)
             return
-        if enable and not connection.enabled:
+        if full:
             with transaction.atomic():
-                connection.enabled = True
-                connection.save()
-            self.stdout.write(f"Enabled; full sync #{connection.runs.first().pk} queued.")
+                if connection.enabled:
+                    run = services.start_full_sync(connection, trigger=SyncRun.Trigger.MANUAL)
+                    self.stdout.write(f"Full sync #{run.pk} queued.")
+                else:
+                    connection.enabled = True
+                    connection.save()  # enabling is what starts the full sync
+                    run = connection.runs.filter(dry_run=False).first()
+                    self.stdout.write(f"Enabled; full sync #{run.pk} queued.")
             return
         if not connection.enabled:
             raise CommandError(
                 "This connection is disabled, and nothing is sent to Xero while it is. "
-                "Add --enable to switch it on (which runs a full sync)."
+                "Use --full to enable it, which syncs every in-scope funder."
             )
-        if full:
-            with transaction.atomic():
-                run = services.start_full_sync(connection, trigger=SyncRun.Trigger.MANUAL)
-            self.stdout.write(f"Full sync #{run.pk} queued.")
-        else:
-            with transaction.atomic():
-                services.enqueue_drain_on_commit(connection.pk)
-            self.stdout.write("Pending changes queued for pushing.")
+        with transaction.atomic():
+            services.enqueue_drain_on_commit(connection.pk)
+        self.stdout.write("Pending changes queued for pushing.")
 
     def preview(self, connection: XeroConnection) -> None:
         """Run a preview in this process and print its report."""
