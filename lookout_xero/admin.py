@@ -472,7 +472,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
             return "— (a full sync; see its log rows)"
         if obj.status != SyncRun.Status.COMPLETED:
             return "— (not finished)"
-        context = views.preview_context(obj)
+        context = status.preview_report(obj)
         return render_to_string("lookout_xero/admin/preview_report.html", context)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -9,6 +10,7 @@ from django.db.models import Count, Q
 from django.utils import formats, timezone
 from django.utils.timesince import timesince
 
+from . import matching
 from .models import OutboxEntry, SyncRun, XeroConnection, XeroContactLink
 
 ACTIVE_RUN_STATUSES = (SyncRun.Status.PENDING, SyncRun.Status.RUNNING)
@@ -152,3 +154,39 @@ def _when(value: datetime | None) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def preview_report(run: SyncRun) -> dict:
+    """What the preview report template shows: counts, link rules, and the funders in each."""
+    report = run.report or {}
+    counts = report.get("counts", {})
+    links = [
+        {**item, "rule_label": matching.RULE_LABELS.get(item.get("rule"), item.get("rule"))}
+        for item in report.get("link", [])
+    ]
+    by_rule: dict[str, int] = defaultdict(int)
+    for item in links:
+        by_rule[item["rule_label"]] += 1
+    lists = {**report, "link": links}
+    sections = [
+        ("create", "Would be created in Xero"),
+        ("link", "Would be linked to a contact already in Xero"),
+        ("conflict", "Conflicts a person must resolve"),
+        ("invalid", "Rejected by validation, so they would fail"),
+        ("warnings", "Would sync, with warnings"),
+    ]
+    return {
+        "run": run,
+        "counts": counts,
+        "by_rule": sorted(by_rule.items()),
+        "sections": [
+            {
+                "key": key,
+                "title": title,
+                "count": counts.get(key, 0),
+                "items": lists.get(key, []),
+                "truncated": counts.get(key, 0) > len(lists.get(key, [])),
+            }
+            for key, title in sections
+        ],
+    }

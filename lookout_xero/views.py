@@ -22,7 +22,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from . import conf, mapping, matching, services, status
+from . import conf, mapping, services, status
 from .models import SyncRun, XeroConnection, XeroContactLink
 
 CREDENTIALS_PERMISSION = "lookout_xero.manage_xero_credentials"
@@ -120,45 +120,9 @@ def preview_status(request, model_admin, object_id, run_id):
     data = status.progress(run)
     if run.status == SyncRun.Status.COMPLETED:
         data["html"] = render_to_string(
-            "lookout_xero/admin/preview_report.html", preview_context(run), request=request
+            "lookout_xero/admin/preview_report.html", status.preview_report(run), request=request
         )
     return JsonResponse(data)
-
-
-def preview_context(run: SyncRun) -> dict:
-    """What the preview report template shows: counts, link rules, and the funders in each."""
-    report = run.report or {}
-    counts = report.get("counts", {})
-    links = [
-        {**item, "rule_label": matching.RULE_LABELS.get(item.get("rule"), item.get("rule"))}
-        for item in report.get("link", [])
-    ]
-    by_rule: dict[str, int] = defaultdict(int)
-    for item in links:
-        by_rule[item["rule_label"]] += 1
-    lists = {**report, "link": links}
-    sections = [
-        ("create", "Would be created in Xero"),
-        ("link", "Would be linked to a contact already in Xero"),
-        ("conflict", "Conflicts a person must resolve"),
-        ("invalid", "Rejected by validation, so they would fail"),
-        ("warnings", "Would sync, with warnings"),
-    ]
-    return {
-        "run": run,
-        "counts": counts,
-        "by_rule": sorted(by_rule.items()),
-        "sections": [
-            {
-                "key": key,
-                "title": title,
-                "count": counts.get(key, 0),
-                "items": lists.get(key, []),
-                "truncated": counts.get(key, 0) > len(lists.get(key, [])),
-            }
-            for key, title in sections
-        ],
-    }
 
 
 @require_POST

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from lookout_xero import services, views
+from lookout_xero import services, status
 from lookout_xero.exceptions import XeroError
 from lookout_xero.models import SyncRun, XeroConnection
 
@@ -79,7 +79,7 @@ class Command(BaseCommand):
         self.print_report(connection, run)
 
     def print_report(self, connection: XeroConnection, run: SyncRun) -> None:
-        report = views.preview_context(run)
+        report = status.preview_report(run)
         counts = report["counts"]
         by_rule = ", ".join(f"{n} by {rule}" for rule, n in report["by_rule"])
         write = self.stdout.write
