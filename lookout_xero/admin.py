@@ -131,6 +131,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 # --- connections ----------------------------------------------------------------------------
 
 
+ENCRYPTED_FIELDS = ("client_id", "client_secret", "access_token")
+
+
 @admin.register(XeroConnection)
 class XeroConnectionAdmin(admin.ModelAdmin):
     form = XeroConnectionForm
@@ -159,19 +162,18 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         active_run = SyncRun.objects.filter(
             connection=OuterRef("pk"), dry_run=False, status__in=status.ACTIVE_RUN_STATUSES
         )
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                lx_pending=_count_per_connection(OutboxEntry),
-                lx_conflicts=_count_per_connection(
-                    XeroContactLink, state=XeroContactLink.State.CONFLICT
-                ),
-                lx_failed=_count_per_connection(
-                    XeroContactLink, state=XeroContactLink.State.FAILED
-                ),
-                lx_running=Exists(active_run),
-            )
+        queryset = super().get_queryset(request)
+        match = request.resolver_match
+        if match and match.url_name == "lookout_xero_xeroconnection_changelist":
+            # The list shows no credentials: do not load, or decrypt, them for every row.
+            queryset = queryset.defer(*ENCRYPTED_FIELDS)
+        return queryset.annotate(
+            lx_pending=_count_per_connection(OutboxEntry),
+            lx_conflicts=_count_per_connection(
+                XeroContactLink, state=XeroContactLink.State.CONFLICT
+            ),
+            lx_failed=_count_per_connection(XeroContactLink, state=XeroContactLink.State.FAILED),
+            lx_running=Exists(active_run),
         )
 
     def get_urls(self):

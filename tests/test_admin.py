@@ -285,6 +285,11 @@ def test_connection_list_shows_status_counts_without_a_query_per_row(
     assert page.count("lx-badge--syncing") == 20  # enabled: a full sync is pending
     assert "?connection=" in page and "state__exact=failed" in page
     assert CLIENT_SECRET not in page
+    listed = response.context["cl"].result_list
+    # The list shows no credentials, so it neither loads nor decrypts them.
+    assert all(
+        {"client_id", "client_secret", "access_token"} <= c.get_deferred_fields() for c in listed
+    )
 
 
 # --- actions: they enqueue -------------------------------------------------------------------
