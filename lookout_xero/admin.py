@@ -159,9 +159,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         js = ADMIN_JS
 
     def get_queryset(self, request):
-        active_run = SyncRun.objects.filter(
-            connection=OuterRef("pk"), dry_run=False, status__in=status.ACTIVE_RUN_STATUSES
-        )
+        active_run = SyncRun.objects.full_syncs().active().filter(connection=OuterRef("pk"))
         queryset = super().get_queryset(request)
         match = request.resolver_match
         if match and match.url_name == "lookout_xero_xeroconnection_changelist":

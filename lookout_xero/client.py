@@ -80,7 +80,6 @@ class RateLimits:
 
     minute_remaining: int | None = None
     day_remaining: int | None = None
-    app_minute_remaining: int | None = None
 
 
 @dataclass(frozen=True)
@@ -277,7 +276,7 @@ class XeroClient:
         minute = header_int("X-MinLimit-Remaining")
         day = header_int("X-DayLimit-Remaining")
         if minute is not None or day is not None:
-            self.limits = RateLimits(minute, day, header_int("X-AppMinLimit-Remaining"))
+            self.limits = RateLimits(minute, day)
 
 
 # --- classification: the one place that decides what an answer means --------------------------
@@ -309,7 +308,7 @@ def classify_response(response: requests.Response) -> XeroError | None:
             elements = body.get("Elements") or []
             messages = [m for element in elements for m in _messages(element)]
             message = "; ".join(messages) or body.get("Message") or "Xero refused the request"
-            return XeroValidationError(message, elements=elements, **context)
+            return XeroValidationError(message, **context)
         return XeroValidationError(_excerpt(response) or "Xero refused the request", **context)
     if status == 401:
         if isinstance(body, dict) and "error" in body:

@@ -69,10 +69,6 @@ def funder_model() -> type[models.Model]:
     return apps.get_model(funder_model_label())
 
 
-def organisation_model() -> type[models.Model]:
-    return apps.get_model(organisation_model_label())
-
-
 def mapping_function():
     return import_string(get("MAPPING"))
 

@@ -70,10 +70,6 @@ class XeroNotFoundError(XeroError, requests.HTTPError):
 class XeroValidationError(XeroError, ValueError):
     """400 for the request as a whole; per-item errors are returned as data, not raised."""
 
-    def __init__(self, message: str, *, elements: list | None = None, **kwargs) -> None:
-        super().__init__(message, **kwargs)
-        self.elements = elements or []
-
 
 class XeroRateLimitError(XeroError, requests.HTTPError):
     """429 (or a legacy 503 rate-limit page). `limit` is "minute", "day", "concurrent", "app"..."""

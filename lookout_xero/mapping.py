@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
-# Xero's documented maximum lengths (FACTS.md §3, from the official OpenAPI description).
+# Xero's documented maximum lengths (docs/xero.md, "Contact fields"; from Xero's OpenAPI).
 CONTACT_LIMITS = {
     "Name": 255,
     "FirstName": 255,

@@ -1,9 +1,10 @@
 """Which existing Xero contact a funder already is. Pure: plain data in, a decision out.
 
-Order (DESIGN rule 5): the app's own ContactNumber, then a unique e-mail match, then a unique
-case-insensitive exact name match. Several candidates are a conflict for a person; never a guess.
-E-mail and name only match ACTIVE contacts: reviving a contact the bookkeeper archived would undo
-their decision, and an archived name does not block a new contact in Xero.
+Order (README, "Matching before creating"): the app's own ContactNumber, then a unique e-mail
+match, then a unique case-insensitive exact name match. Several candidates are a conflict for a
+person; never a guess. E-mail and name only match ACTIVE contacts: reviving a contact the
+bookkeeper archived would undo their decision, and an archived name does not block a new contact
+in Xero.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .client import XeroContact
+from .mapping import ARCHIVED
 
-ARCHIVED = "ARCHIVED"
 RULE_LABELS = {"contact_number": "contact number", "email": "e-mail address", "name": "name"}
 
 

@@ -2,11 +2,69 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from fernet_fields import EncryptedCharField, EncryptedTextField
+
+from .signals import connection_changed
+
+CREDENTIAL_FIELDS = ("client_id", "client_secret", "scope")
+
+
+@dataclass(frozen=True)
+class ConnectionChange:
+    """What one save of a connection changed: the receivers of `connection_changed` act on it."""
+
+    created: bool = False
+    switched_on: bool = False  # enabled now, and was not (or is new and enabled)
+    switched_off: bool = False
+    credentials: bool = False  # Client ID, secret or scope of an existing connection changed
+    client_id: bool = False  # another Client ID: probably another Xero organisation
+    secret: bool = False  # a secret was set (first time or replaced)
+
+    @classmethod
+    def between(cls, previous, current, fields) -> ConnectionChange:
+        """Compare the saved row with the instance, over the fields this save writes."""
+        if previous is None:
+            return cls(created=True, switched_on=current.enabled, secret=True)
+
+        def changed(name: str) -> bool:
+            return name in fields and getattr(previous, name) != getattr(current, name)
+
+        return cls(
+            switched_on="enabled" in fields and current.enabled and not previous.enabled,
+            switched_off="enabled" in fields and previous.enabled and not current.enabled,
+            credentials=any(changed(name) for name in CREDENTIAL_FIELDS),
+            client_id=changed("client_id"),
+            secret=changed("client_secret"),
+        )
+
+
+class XeroConnectionQuerySet(models.QuerySet):
+    def usable(self):
+        """Enabled, not refused by Xero and not paused: Xero may be called for these."""
+        return self.filter(enabled=True, state=XeroConnection.State.OK).filter(
+            Q(paused_until__isnull=True) | Q(paused_until__lte=timezone.now())
+        )
+
+
+class SyncRunQuerySet(models.QuerySet):
+    def active(self):
+        """Waiting for a worker or running."""
+        return self.filter(status__in=SyncRun.ACTIVE_STATUSES)
+
+    def full_syncs(self):
+        return self.filter(dry_run=False)
+
+
+class SyncLogQuerySet(models.QuerySet):
+    def older_than(self, days: float):
+        return self.filter(created_at__lt=timezone.now() - timedelta(days=days))
 
 
 class XeroConnection(models.Model):
@@ -60,6 +118,8 @@ class XeroConnection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = XeroConnectionQuerySet.as_manager()
+
     class Meta:
         verbose_name = "Xero connection"
         permissions = [
@@ -74,14 +134,37 @@ class XeroConnection(models.Model):
     EDITABLE_FIELDS = ("organisation", "client_id", "client_secret", "scope", "enabled")
 
     def save(self, *args, **kwargs) -> None:
-        # Imported here: services imports models.
-        from . import services
+        """Save what a person edits, then send `connection_changed` with what changed.
 
-        touched = services.before_connection_save(self)
-        if self.pk and not self._state.adding and kwargs.get("update_fields") is None:
-            kwargs["update_fields"] = {*self.EDITABLE_FIELDS, "updated_at", *touched}
+        The Enabled switch itself (a full sync on enable, stopping on disable) is not here: the
+        receivers connected in `AppConfig.ready()` run it, whoever saved (admin, ORM, command).
+        """
+        previous = None
+        if self.pk and not self._state.adding:
+            previous = (
+                type(self)._base_manager.filter(pk=self.pk).only(*self.EDITABLE_FIELDS).first()
+            )
+        fields = kwargs.get("update_fields")
+        fields = set(self.EDITABLE_FIELDS) if fields is None else set(fields)
+        change = ConnectionChange.between(previous, self, fields)
+        touched = self._reset_for(change)
+        if previous is not None:
+            kwargs["update_fields"] = {*fields, "updated_at", *touched}
         super().save(*args, **kwargs)
-        services.after_connection_save(self)
+        connection_changed.send(sender=type(self), connection=self, change=change)
+
+    def _reset_for(self, change: ConnectionChange) -> set[str]:
+        """New credentials void the cached token and the verdict on the old ones."""
+        touched: set[str] = set()
+        if change.secret:
+            self.client_secret_set_at = timezone.now()
+            touched.add("client_secret_set_at")
+        if change.credentials:
+            self.access_token, self.access_token_expires_at = "", None
+            self.state, self.error_code, self.error_message = self.State.OK, "", ""
+            touched |= {"access_token", "access_token_expires_at", "state"}
+            touched |= {"error_code", "error_message"}
+        return touched
 
     @property
     def is_paused(self) -> bool:
@@ -101,6 +184,8 @@ class SyncRun(models.Model):
     class Trigger(models.TextChoices):
         ENABLED = "enabled", "Enabled"
         MANUAL = "manual", "Asked for"
+
+    ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING)
 
     connection = models.ForeignKey(XeroConnection, on_delete=models.CASCADE, related_name="runs")
     trigger = models.CharField(max_length=10, choices=Trigger, default=Trigger.ENABLED)
@@ -122,6 +207,8 @@ class SyncRun(models.Model):
     planned_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = SyncRunQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["connection", "status"], name="lx_run_conn_status")]
@@ -130,10 +217,13 @@ class SyncRun(models.Model):
         kind = "Preview" if self.dry_run else "Full sync"
         return f"{kind} #{self.pk} ({self.get_status_display()})"
 
+    # Each in-scope funder ends the run counted in exactly one of these.
+    OUTCOME_COUNTERS = ("created", "linked", "updated", "unchanged", "conflicts", "failed")
+
     @property
     def done(self) -> int:
-        """Funders with a final outcome in this run (linked funders count once, when pushed)."""
-        return self.created + self.updated + self.unchanged + self.conflicts + self.failed
+        """Funders with a final outcome in this run."""
+        return sum(getattr(self, name) for name in self.OUTCOME_COUNTERS)
 
 
 class XeroContactLink(models.Model):
@@ -263,6 +353,8 @@ class SyncLog(models.Model):
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
     warnings = models.JSONField(default=list, blank=True)
+
+    objects = SyncLogQuerySet.as_manager()
 
     class Meta:
         verbose_name = "sync log entry"

@@ -1,4 +1,4 @@
-"""Signal receivers: write the outbox row and enqueue a drain on commit. Nothing else.
+"""Signal receivers, connected in `AppConfig.ready()`. They queue work; they never do it.
 
 No HTTP and no decryption here: a funder save must stay fast and must not fail because Xero,
 the broker or the worker is down.
@@ -6,11 +6,12 @@ the broker or the worker is down.
 
 from __future__ import annotations
 
-from . import services
+from . import dispatch, services
 from .models import XeroConnection
 
 
 def funder_saved(sender, instance, raw=False, **kwargs) -> None:
+    """post_save of the host's funder: upsert its outbox row; ask for a drain on commit."""
     if raw or not services.is_membership(instance):
         return  # loading fixtures, or never in scope: no query at all
     connection_id = (
@@ -22,5 +23,10 @@ def funder_saved(sender, instance, raw=False, **kwargs) -> None:
     )
     if connection_id is None:
         return  # disabled or not connected: nothing is queued for later
-    services.queue_funder(connection_id, instance.pk)
-    services.enqueue_drain_on_commit(connection_id)
+    if services.queue_funder(connection_id, instance.pk):
+        dispatch.drain_on_commit(connection_id)
+
+
+def connection_changed(sender, connection, change, **kwargs) -> None:
+    """A connection was saved: run the Enabled switch, or resume after new credentials."""
+    services.apply_change(connection, change)

@@ -10,21 +10,8 @@ from django.db.models import Count, Q
 from django.utils import formats, timezone
 from django.utils.timesince import timesince
 
-from . import matching
+from . import matching, wording
 from .models import OutboxEntry, SyncRun, XeroConnection, XeroContactLink
-
-ACTIVE_RUN_STATUSES = (SyncRun.Status.PENDING, SyncRun.Status.RUNNING)
-
-# Plain words for the error codes `services.record_connection_error` stores.
-ERROR_REASONS = {
-    "invalid_client": "Xero did not accept the Client ID and Client Secret. Check both (Test "
-    "connection), or generate a new secret in the customer's Xero developer portal, then save.",
-    "invalid_scope": "Xero refused the scope for this custom connection. Connections created "
-    "since April 2026 need the Scope left empty.",
-    "forbidden": "Xero refused access: the custom connection may have been revoked or the "
-    "organisation disconnected.",
-    "unauthorized": "Xero refused the credentials. Check them with Test connection, then save.",
-}
 
 
 @dataclass(frozen=True)
@@ -39,14 +26,15 @@ def health(connection: XeroConnection, *, syncing: bool = False) -> Health:
     if not connection.enabled:
         return Health("disabled", "Disabled", "Nothing is sent to Xero for this organisation.")
     if connection.state == XeroConnection.State.ERROR:
-        reason = ERROR_REASONS.get(connection.error_code) or connection.error_message
+        reason = wording.CONNECTION_ERROR_REASONS.get(connection.error_code)
+        reason = reason or connection.error_message
         return Health("error", "Error", reason)
     if connection.is_paused:
         until = formats.date_format(timezone.localtime(connection.paused_until), "j M H:i T")
         return Health(
             "paused",
             f"Paused until {until}",
-            "Xero's daily call limit is used up; it resumes then.",
+            wording.PAUSED_HEALTH_REASON,
         )
     if syncing:
         return Health("syncing", "Syncing")
@@ -88,7 +76,7 @@ def progress(run: SyncRun) -> dict:
         "id": run.pk,
         "status": run.status,
         "status_label": run.get_status_display(),
-        "active": run.status in ACTIVE_RUN_STATUSES,
+        "active": run.status in SyncRun.ACTIVE_STATUSES,
         "dry_run": run.dry_run,
         "in_scope": run.in_scope,
         "done": done,
@@ -113,8 +101,8 @@ def summary(connection: XeroConnection) -> dict:
         synced=Count("pk", filter=Q(state=XeroContactLink.State.SYNCED)),
     )
     pending = OutboxEntry.objects.filter(connection=connection).count()
-    run = connection.runs.filter(dry_run=False).order_by("-created_at").first()
-    active = bool(run and run.status in ACTIVE_RUN_STATUSES)
+    run = connection.runs.full_syncs().order_by("-created_at").first()
+    active = bool(run and run.status in SyncRun.ACTIVE_STATUSES)
     state = health(connection, syncing=active or bool(pending))
     return {
         "health": asdict(state),

@@ -1,20 +1,14 @@
-"""Thin Celery tasks: they take primary keys and call `services`. Never secrets in arguments."""
+"""Thin Celery tasks: they take primary keys and call `services`. Never secrets in arguments.
+
+Every decision (what to retry, when, how long to wait) is made in `services`; a task only
+turns "try again in N seconds" into Celery's countdown.
+"""
 
 from __future__ import annotations
-
-import logging
 
 from celery import shared_task
 
 from . import services
-from .exceptions import XeroError
-from .models import SyncRun
-
-logger = logging.getLogger(__name__)
-
-FULL_SYNC_MAX_RETRIES = 6
-# Cap on how long a drain schedules its own follow-up; the sweep covers anything longer.
-MAX_COUNTDOWN = 3600
 
 
 @shared_task(name="lookout_xero.drain_outbox", ignore_result=True)
@@ -22,23 +16,15 @@ def drain_outbox(connection_id: int) -> None:
     """Push the organisation's pending funders; schedule the next pass if more is due later."""
     wait = services.drain(connection_id)
     if wait is not None:
-        drain_outbox.apply_async(args=(connection_id,), countdown=min(wait, MAX_COUNTDOWN))
+        drain_outbox.apply_async(args=(connection_id,), countdown=wait)
 
 
 @shared_task(name="lookout_xero.start_full_sync", bind=True, ignore_result=True)
 def start_full_sync(self, run_id: int) -> None:
     """Plan a full sync: match existing Xero contacts, queue every in-scope funder."""
-    try:
-        services.run_full_sync(run_id)
-    except services.RetryLater as later:
-        raise self.retry(countdown=later.seconds, max_retries=None) from None
-    except XeroError as exc:
-        if exc.retryable and self.request.retries < FULL_SYNC_MAX_RETRIES:
-            raise self.retry(countdown=services.backoff(self.request.retries + 1)) from None
-        run = SyncRun.objects.select_related("connection").get(pk=run_id)
-        services.finish_run(
-            run, SyncRun.Status.FAILED, message=f"Could not read Xero's contacts: {exc}"
-        )
+    wait = services.run_full_sync(run_id, attempt=self.request.retries + 1)
+    if wait is not None:
+        raise self.retry(countdown=wait, max_retries=None)
 
 
 @shared_task(name="lookout_xero.sweep_outbox", ignore_result=True)

@@ -149,7 +149,7 @@ def cancel_run(request, model_admin, object_id):
     connection = _connection_or_404(request, model_admin, object_id)
     if not can_operate(request.user):
         raise PermissionDenied
-    run = connection.runs.filter(dry_run=False, status__in=status.ACTIVE_RUN_STATUSES).first()
+    run = connection.runs.full_syncs().active().first()
     if run is None or not services.cancel_run(run, by=request.user.get_username()):
         messages.info(request, "No full sync is running.")
         return _back_to_connection(model_admin, connection)

@@ -4,7 +4,8 @@ Flow: a funder save queues an outbox row (`outbox.queue_funder`); `drain.drain` 
 organisation's lease and pushes pending funders in batches; enabling a connection plans a full
 sync (`full_sync.run_full_sync`) that links funders to contacts already in Xero and queues
 everything in scope. `switch` owns the Enabled switch, `people` the decisions a person makes,
-`common` what they share.
+`policy` how every caller reacts to Xero's errors, `common` what they share. Work is enqueued
+through `lookout_xero.dispatch`, by task name: nothing here imports `tasks`.
 """
 
 from .common import (
@@ -18,13 +19,13 @@ from .common import (
     organisation_id_of,
     record_connection_error,
 )
-from .drain import acquire_lease, backoff, drain, name_with_suffix, next_due_in
+from .drain import acquire_lease, drain, name_with_suffix, next_due_in
 from .full_sync import run_full_sync
-from .outbox import enqueue_drain_on_commit, prune_logs, push_now, queue_funder, retry_failed, sweep
+from .outbox import prune_logs, push_now, queue_funder, retry_failed, sweep
 from .people import CredentialCheck, check_credentials, next_name_suffix, resolve_conflict
+from .policy import Decision, Reaction, backoff, react_to
 from .switch import (
-    after_connection_save,
-    before_connection_save,
+    apply_change,
     cancel_run,
     start_full_sync,
     start_preview,
@@ -33,17 +34,17 @@ from .switch import (
 
 __all__ = [
     "CredentialCheck",
+    "Decision",
+    "Reaction",
     "RetryLater",
     "StopDrain",
     "acquire_lease",
-    "after_connection_save",
+    "apply_change",
     "backoff",
-    "before_connection_save",
     "cancel_run",
     "check_credentials",
     "client_for",
     "drain",
-    "enqueue_drain_on_commit",
     "finish_run",
     "in_scope_funders",
     "is_archived",
@@ -55,6 +56,7 @@ __all__ = [
     "prune_logs",
     "push_now",
     "queue_funder",
+    "react_to",
     "record_connection_error",
     "resolve_conflict",
     "retry_failed",

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
+from django.db.models import F
 from django.utils import timezone
 
-from .. import conf
+from .. import conf, wording
 from ..client import Credentials, Token, XeroClient
-from ..exceptions import (
-    XeroError,
-    XeroForbiddenError,
-    XeroRateLimitError,
-)
+from ..exceptions import XeroError, XeroForbiddenError
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection
-
-logger = logging.getLogger(__name__)
-
-logger = logging.getLogger(__name__)
 
 Outcome = SyncLog.Outcome
 
@@ -66,16 +58,6 @@ def in_scope_funders(connection: XeroConnection):
     )
 
 
-def send_task(task_name: str, *args, countdown: float | None = None) -> None:
-    """Enqueue a task; a broker outage is logged, not raised: the outbox sweep catches up."""
-    from .. import tasks
-
-    try:
-        getattr(tasks, task_name).apply_async(args=args, countdown=countdown)
-    except Exception as exc:
-        logger.warning("Could not enqueue %s%s (%s); the sweep will retry", task_name, args, exc)
-
-
 # --- Xero client for a connection -------------------------------------------------------------
 
 
@@ -111,12 +93,6 @@ def remember_limits(connection: XeroConnection, client: XeroClient) -> None:
     )
 
 
-def clear_error(connection: XeroConnection) -> None:
-    connection.state = XeroConnection.State.OK
-    connection.error_code = ""
-    connection.error_message = ""
-
-
 def record_connection_error(
     connection: XeroConnection, exc: XeroError, run: SyncRun | None = None
 ) -> None:
@@ -136,15 +112,15 @@ def record_connection_error(
         finish_run(run, SyncRun.Status.FAILED, message=str(exc))
 
 
-def pause_for_day_limit(connection: XeroConnection, exc: XeroRateLimitError, run=None) -> None:
-    until = timezone.now() + timedelta(seconds=exc.retry_after or 3600)
+def pause_for_day_limit(connection: XeroConnection, seconds: float, run=None) -> None:
+    until = timezone.now() + timedelta(seconds=seconds)
     XeroConnection.objects.filter(pk=connection.pk).update(paused_until=until)
     write_log(
         connection,
         Outcome.PAUSED,
         run=run,
         http_status=429,
-        message=f"Xero's daily call limit is used up; sync resumes at {until:%Y-%m-%d %H:%M} UTC.",
+        message=wording.paused_for_day_limit(until),
     )
 
 
@@ -158,6 +134,9 @@ def complete_run_if_done(run_id: int) -> None:
         pk=run_id, status=SyncRun.Status.RUNNING, planned_at__isnull=False
     ).first()
     if run:
+        # Funders deleted while the run went on left its scope with no outcome to count.
+        outcomes = [F(name) for name in SyncRun.OUTCOME_COUNTERS]
+        SyncRun.objects.filter(pk=run_id).update(in_scope=sum(outcomes[1:], outcomes[0]))
         finish_run(run, SyncRun.Status.COMPLETED)
 
 

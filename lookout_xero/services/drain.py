@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,15 +13,9 @@ from django.db import transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
-from .. import conf, mapping
+from .. import conf, mapping, wording
 from ..client import ItemResult, XeroClient
-from ..exceptions import (
-    XeroAuthError,
-    XeroError,
-    XeroForbiddenError,
-    XeroRateLimitError,
-    XeroValidationError,
-)
+from ..exceptions import XeroError, XeroValidationError
 from ..matching import ContactIndex
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
 from .common import (
@@ -40,11 +33,14 @@ from .common import (
     write_log,
 )
 from .full_sync import link_to_contact, record_conflict
+from .policy import Reaction, react_to
 
 Outcome = SyncLog.Outcome
 
 
 NAME_CLASH = "already assigned to another contact"
+# Longest a drain schedules its own follow-up; beyond that, the sweep picks the work up.
+MAX_FOLLOW_UP_SECONDS = 3600
 
 
 # --- drain: push pending funders --------------------------------------------------------------
@@ -67,7 +63,7 @@ def drain(connection_id: int) -> float | None:
     if wait is None:
         # A funder queued while we held the lease had its own drain turned away: pick it up.
         wait = next_due_in(connection_id)
-    return wait
+    return None if wait is None else min(wait, MAX_FOLLOW_UP_SECONDS)
 
 
 def next_due_in(connection_id: int) -> float | None:
@@ -149,74 +145,21 @@ class _Item:
 
 
 def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[OutboxEntry]) -> None:
-    funders = {
-        f.pk: f for f in conf.funder_model().objects.filter(pk__in=[e.funder_id for e in entries])
-    }
-    links = {
-        link.funder_id: link
-        for link in XeroContactLink.objects.filter(
-            connection=connection, funder_id__in=[e.funder_id for e in entries]
-        )
-    }
-    number_prefix = conf.get("CONTACT_NUMBER_PREFIX")
-    map_raw = conf.mapping_function()
+    """One pass over up to a batch of pending funders: decide, look up, send, record."""
+    items = _load_items(connection, entries)
     to_send: list[_Item] = []
-    to_look_up: list[_Item] = []
     settled: list[_Item] = []
-    for entry in entries:
-        funder = funders.get(entry.funder_id)
-        if funder is None or organisation_id_of(funder) != connection.organisation_id:
-            _clear_entries([entry])  # deleted, or moved to another organisation
-            continue
-        item = _Item(
-            entry,
-            funder,
-            links.get(funder.pk) or XeroContactLink(connection=connection, funder=funder),
-        )
-        if item.link.state == XeroContactLink.State.IGNORED or not is_membership(funder):
-            _clear_entries([entry])  # out of scope: stop syncing, leave the Xero contact alone
-            continue
-        if is_archived(funder):
-            if (
-                conf.get("ARCHIVE_IN_XERO")
-                and item.link.xero_contact_id
-                and item.link.xero_contact_status != mapping.ARCHIVED
-            ):
-                item.outcome = Outcome.ARCHIVED
-                item.sent = mapping.archive_payload(item.link.xero_contact_id)
-                to_send.append(item)
-            else:
-                _clear_entries([entry])
-            continue
-        item.clean = mapping.clean_contact(
-            map_raw(funder), number=mapping.contact_number(number_prefix, funder.pk)
-        )
-        if item.clean.error:
+    for item in items:
+        if _prepare(item):
+            to_send.append(item)
+        else:
             settled.append(_settle(item, Outcome.FAILED, message=item.clean.error))
-            continue
-        if item.link.name_suffix:
-            item.clean.payload["Name"] = name_with_suffix(item.clean.name, item.link.name_suffix)
-        chosen_by_person = item.link.matched_by == XeroContactLink.MatchedBy.PERSON
-        if (
-            not item.link.xero_contact_id
-            and not chosen_by_person
-            and (not entry.looked_up or entry.attempts)
-        ):
-            to_look_up.append(item)
-        to_send.append(item)
-
+    to_look_up = [item for item in to_send if _needs_look_up(item)]
     if to_look_up:
         to_send = _look_up_existing(connection, client, to_send, to_look_up)
-
-    batch: list[_Item] = []
+    batch = []
     for item in to_send:
-        if item.outcome != Outcome.ARCHIVED:
-            _prepare_upsert(item)
-        item.sent_hash = mapping.payload_hash(item.sent)
-        if (
-            item.sent_hash == item.link.payload_hash
-            and item.link.state == XeroContactLink.State.SYNCED
-        ):
+        if _is_unchanged(item):
             settled.append(_settle(item, Outcome.UNCHANGED))
         else:
             batch.append(item)
@@ -226,6 +169,77 @@ def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[Ou
     # Entries can also leave without an outcome (funder deleted or out of scope meanwhile).
     for run_id in {entry.run_id for entry in entries if entry.run_id}:
         complete_run_if_done(run_id)
+
+
+def _load_items(connection: XeroConnection, entries: list[OutboxEntry]) -> list[_Item]:
+    """The entries' funders with their links; entries with nothing to push leave the outbox."""
+    funder_ids = [e.funder_id for e in entries]
+    funders = conf.funder_model().objects.in_bulk(funder_ids)
+    links = {
+        link.funder_id: link
+        for link in XeroContactLink.objects.filter(connection=connection, funder_id__in=funder_ids)
+    }
+    items, leaving = [], []
+    for entry in entries:
+        funder = funders.get(entry.funder_id)
+        link = links.get(entry.funder_id)
+        if funder is None or organisation_id_of(funder) != connection.organisation_id:
+            leaving.append(entry)  # deleted, or moved to another organisation
+        elif (link and link.state == XeroContactLink.State.IGNORED) or not is_membership(funder):
+            leaving.append(entry)  # out of scope: stop syncing, leave the Xero contact alone
+        elif is_archived(funder) and not _archives_in_xero(link):
+            leaving.append(entry)  # archived, and nothing to archive in Xero
+        else:
+            link = link or XeroContactLink(connection=connection, funder=funder)
+            items.append(_Item(entry, funder, link))
+    _leave_outbox(leaving)
+    return items
+
+
+def _archives_in_xero(link: XeroContactLink | None) -> bool:
+    return bool(
+        conf.get("ARCHIVE_IN_XERO")
+        and link
+        and link.xero_contact_id
+        and link.xero_contact_status != mapping.ARCHIVED
+    )
+
+
+def _prepare(item: _Item) -> bool:
+    """Give the item what it would send; False when the funder's data cannot be sent."""
+    if is_archived(item.funder):
+        item.outcome = Outcome.ARCHIVED
+        item.sent = mapping.archive_payload(item.link.xero_contact_id)
+        return True
+    item.clean = mapping.clean_contact(
+        conf.mapping_function()(item.funder),
+        number=mapping.contact_number(conf.get("CONTACT_NUMBER_PREFIX"), item.funder.pk),
+    )
+    if item.clean.error:
+        return False
+    if item.link.name_suffix:
+        item.clean.payload["Name"] = name_with_suffix(item.clean.name, item.link.name_suffix)
+    return True
+
+
+def _needs_look_up(item: _Item) -> bool:
+    """Not linked yet, and not already looked for by a full sync (unless a try failed since)."""
+    return (
+        item.outcome != Outcome.ARCHIVED
+        and not item.link.xero_contact_id
+        and item.link.matched_by != XeroContactLink.MatchedBy.PERSON
+        and (not item.entry.looked_up or item.entry.attempts > 0)
+    )
+
+
+def _is_unchanged(item: _Item) -> bool:
+    """Xero already has exactly this (same payload hash as the last successful push)."""
+    if item.outcome != Outcome.ARCHIVED:
+        _prepare_upsert(item)
+    item.sent_hash = mapping.payload_hash(item.sent)
+    return (
+        item.sent_hash == item.link.payload_hash and item.link.state == XeroContactLink.State.SYNCED
+    )
 
 
 def _look_up_existing(
@@ -353,7 +367,7 @@ def _apply_result(item: _Item, result: ItemResult) -> None:
         warnings = (item.clean.warnings if item.clean else []) + result.warnings
         _settle(item, item.outcome, http_status=200, warnings=warnings)
         return
-    message = "; ".join(result.messages) or "Xero refused this contact without saying why."
+    message = "; ".join(result.messages) or wording.NO_REASON_GIVEN
     outcome = Outcome.CONFLICT if NAME_CLASH in message else Outcome.FAILED
     _settle(item, outcome, http_status=200, message=message)
 
@@ -394,16 +408,25 @@ def _finish_items(connection: XeroConnection, items: list[_Item]) -> None:
             if item.outcome != Outcome.UNCHANGED:
                 item.link.save()
         _clear_entries([item.entry for item in items])
-    per_run: dict[int, Counter] = {}
-    for item in items:
-        counter = RUN_COUNTERS.get(item.outcome)
-        if item.entry.run_id and counter:
-            per_run.setdefault(item.entry.run_id, Counter())[counter] += 1
-    for run_id, counts in per_run.items():
-        SyncRun.objects.filter(pk=run_id).update(**{k: F(k) + n for k, n in counts.items()})
-        complete_run_if_done(run_id)
+    _count_in_runs(items)
     if any(item.outcome not in (Outcome.FAILED, Outcome.CONFLICT) for item in items):
         XeroConnection.objects.filter(pk=connection.pk).update(last_synced_at=timezone.now())
+
+
+def _count_in_runs(items: list[_Item]) -> None:
+    """Each funder a run queued counts once in it; one archived meanwhile left its scope."""
+    per_run: dict[int, Counter] = {}
+    for item in items:
+        if item.entry.run_id:
+            counter = RUN_COUNTERS.get(item.outcome, "-in_scope")
+            per_run.setdefault(item.entry.run_id, Counter())[counter] += 1
+    for run_id, counts in per_run.items():
+        left_scope = counts.pop("-in_scope", 0)
+        changes = {key: F(key) + n for key, n in counts.items()}
+        if left_scope:
+            changes["in_scope"] = F("in_scope") - left_scope
+        SyncRun.objects.filter(pk=run_id).update(**changes)
+        complete_run_if_done(run_id)
 
 
 RUN_COUNTERS = {
@@ -426,41 +449,52 @@ def _clear_entries(entries: list[OutboxEntry]) -> None:
         OutboxEntry.objects.filter(query).delete()
 
 
+def _leave_outbox(entries: list[OutboxEntry]) -> None:
+    """Entries that end with no outcome: their funders left the runs that counted them."""
+    _clear_entries(entries)
+    for run_id, count in Counter(e.run_id for e in entries if e.run_id).items():
+        SyncRun.objects.filter(pk=run_id).update(in_scope=F("in_scope") - count)
+
+
 def _handle_request_error(connection, entries: list[OutboxEntry], exc: XeroError) -> None:
-    """A whole request failed: decide between stop, pause, retry later, and give up."""
-    if isinstance(exc, (XeroAuthError, XeroForbiddenError)):
+    """A whole request failed: stop, pause, wait, retry or give up, as `policy` decides."""
+    decision = react_to(exc, attempt=min(e.attempts for e in entries) + 1)
+    if decision.reaction is Reaction.STOP:
         record_connection_error(connection, exc)
         raise StopDrain from None  # the entries wait for fixed credentials
-    if isinstance(exc, XeroRateLimitError):
-        if exc.limit == "day":
-            pause_for_day_limit(connection, exc)
-            raise StopDrain from None
-        wait = exc.retry_after or (1 if exc.limit == "concurrent" else 60)
+    if decision.reaction is Reaction.PAUSE:
+        pause_for_day_limit(connection, decision.seconds)
+        raise StopDrain from None
+    if decision.reaction is Reaction.WAIT:
         OutboxEntry.objects.filter(pk__in=[e.pk for e in entries]).update(
-            due_at=timezone.now() + timedelta(seconds=wait)
+            due_at=timezone.now() + timedelta(seconds=decision.seconds)
         )
-        raise RetryLater(wait) from None
-    if exc.retryable:
-        _retry_or_give_up(connection, entries, exc)
-        raise RetryLater(backoff(max(e.attempts for e in entries) + 1)) from None
-    # Permanent (404, unexpected 4xx): record against each funder, do not retry forever.
-    _give_up(connection, entries, str(exc), exc.status_code)
+        raise RetryLater(decision.seconds) from None
+    waits = _retry_or_give_up(connection, entries, exc)
+    if waits:
+        raise RetryLater(min(waits)) from None
 
 
-def _retry_or_give_up(connection, entries: list[OutboxEntry], exc: XeroError) -> None:
-    max_attempts = conf.get("MAX_ATTEMPTS")
-    exhausted = [e for e in entries if e.attempts + 1 >= max_attempts]
+def _retry_or_give_up(connection, entries: list[OutboxEntry], exc: XeroError) -> list[float]:
+    """Per funder: try again after a backoff, or record the failure. Returns the waits."""
+    waits, exhausted = [], []
     for entry in entries:
-        if entry not in exhausted:
-            OutboxEntry.objects.filter(pk=entry.pk).update(
-                attempts=F("attempts") + 1,
-                due_at=timezone.now() + timedelta(seconds=backoff(entry.attempts + 1)),
-                last_error=str(exc),
-            )
-    _give_up(
-        connection, exhausted, f"Gave up after {max_attempts} attempts: {exc}", exc.status_code
-    )
-    write_log(connection, Outcome.RETRYING, http_status=exc.status_code, message=str(exc))
+        decision = react_to(exc, attempt=entry.attempts + 1)
+        if decision.reaction is not Reaction.RETRY:
+            exhausted.append(entry)
+            continue
+        waits.append(decision.seconds)
+        OutboxEntry.objects.filter(pk=entry.pk).update(
+            attempts=F("attempts") + 1,
+            due_at=timezone.now() + timedelta(seconds=decision.seconds),
+            last_error=str(exc),
+        )
+    if waits:
+        write_log(connection, Outcome.RETRYING, http_status=exc.status_code, message=str(exc))
+    if exhausted:
+        message = wording.gave_up(conf.get("MAX_ATTEMPTS"), exc) if exc.retryable else str(exc)
+        _give_up(connection, exhausted, message, exc.status_code)
+    return waits
 
 
 def _give_up(connection, entries: list[OutboxEntry], message: str, http_status) -> None:
@@ -472,28 +506,16 @@ def _give_up(connection, entries: list[OutboxEntry], message: str, http_status) 
             connection=connection, funder_id__in=list(funders)
         )
     }
-    items = [
-        _settle(
-            _Item(
-                e,
-                funders[e.funder_id],
-                links.get(e.funder_id)
-                or XeroContactLink(connection=connection, funder=funders[e.funder_id]),
-            ),
-            Outcome.FAILED,
-            http_status=http_status,
-            message=message,
+    items = []
+    for entry in entries:
+        funder = funders.get(entry.funder_id)
+        if funder is None:
+            continue
+        link = links.get(funder.pk) or XeroContactLink(connection=connection, funder=funder)
+        items.append(
+            _settle(
+                _Item(entry, funder, link), Outcome.FAILED, http_status=http_status, message=message
+            )
         )
-        for e in entries
-        if e.funder_id in funders
-    ]
-    _clear_entries([e for e in entries if e.funder_id not in funders])
+    _leave_outbox([e for e in entries if e.funder_id not in funders])
     _finish_items(connection, items)
-
-
-def backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter, bounded."""
-    ceiling = min(
-        conf.get("RETRY_MAX_SECONDS"), conf.get("RETRY_BASE_SECONDS") * 2 ** (attempt - 1)
-    )
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from itertools import islice
 
 from django.db.models import F
 from django.utils import timezone
 
-from .. import conf, mapping
-from ..exceptions import (
-    XeroAuthError,
-    XeroError,
-    XeroForbiddenError,
-    XeroRateLimitError,
-)
+from .. import conf, dispatch, mapping, wording
+from ..exceptions import XeroError
 from ..matching import ContactIndex, Match
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
 from .common import (
-    RetryLater,
     client_for,
     complete_run_if_done,
     finish_run,
@@ -28,56 +23,62 @@ from .common import (
     remember_limits,
     write_log,
 )
-from .outbox import enqueue_drain_on_commit
+from .policy import Reaction, react_to
 
 Outcome = SyncLog.Outcome
 
 
 # Funders read and planned per step; disabling or cancelling is noticed between steps.
 PLAN_CHUNK = 500
+REPORT_KEYS = ("create", "link", "conflict", "invalid", "warnings")
+REPORT_LIST_LIMIT = 500
 
 
 # --- full sync --------------------------------------------------------------------------------
 
 
-def run_full_sync(run_id: int) -> None:
+def run_full_sync(run_id: int, *, attempt: int = 1) -> float | None:
     """Link in-scope funders to existing Xero contacts and queue them all for pushing.
 
-    A preview run (``dry_run``) makes the same decisions and only writes its report.
+    A preview run (``dry_run``) makes the same decisions and only writes its report. Returns
+    the seconds after which this should be tried again (a passing outage or limit), or None.
     """
-    run = SyncRun.objects.select_related("connection").filter(pk=run_id).first()
-    if run is None or run.status != SyncRun.Status.PENDING:
-        return  # done, cancelled, or another worker is planning it
-    connection = run.connection
-    if not connection.enabled and not run.dry_run:
-        finish_run(run, SyncRun.Status.CANCELLED, message="Sync was disabled.")
-        return
-    if connection.is_paused or (connection.state == XeroConnection.State.ERROR and not run.dry_run):
-        return  # the sweep starts it again once the connection is usable
-    claimed = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.PENDING).update(
-        status=SyncRun.Status.RUNNING, started_at=run.started_at or timezone.now()
-    )
-    if not claimed:
-        return
+    run = _claim(run_id)
+    if run is None:
+        return None
     try:
-        index = _read_contacts(connection, run)
-    except (RetryLater, XeroError):
-        _unclaim(run)  # tried again by the task's retry or by the sweep
-        raise
-    if index is None:
-        _unclaim(run)  # paused by Xero's day limit (a refused connection has failed the run)
-        return
-    report = _plan(connection, run, index)
+        index = _read_contacts(run)
+    except XeroError as exc:
+        return _after_read_error(run, exc, attempt)
+    report = _plan(run, index)
     if report is None:
-        return  # disabled part-way
+        return None  # disabled or cancelled part-way
     SyncRun.objects.filter(pk=run.pk).update(planned_at=timezone.now())
     if run.dry_run:
         SyncRun.objects.filter(pk=run.pk).update(report=report)
         finish_run(run, SyncRun.Status.COMPLETED)
     elif report["counts"]["queued"]:
-        enqueue_drain_on_commit(connection.pk)
+        dispatch.drain_on_commit(run.connection_id)
     else:
         complete_run_if_done(run.pk)
+    return None
+
+
+def _claim(run_id: int) -> SyncRun | None:
+    """The run, marked RUNNING by this worker, or None if it is not to be planned now."""
+    run = SyncRun.objects.select_related("connection").filter(pk=run_id).first()
+    if run is None or run.status != SyncRun.Status.PENDING:
+        return None  # done, cancelled, or another worker is planning it
+    connection = run.connection
+    if not connection.enabled and not run.dry_run:
+        finish_run(run, SyncRun.Status.CANCELLED, message="Sync was disabled.")
+        return None
+    if connection.is_paused or (connection.state == XeroConnection.State.ERROR and not run.dry_run):
+        return None  # the sweep starts it again once the connection is usable
+    claimed = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.PENDING).update(
+        status=SyncRun.Status.RUNNING, started_at=run.started_at or timezone.now()
+    )
+    return run if claimed else None
 
 
 def _unclaim(run: SyncRun) -> None:
@@ -86,27 +87,37 @@ def _unclaim(run: SyncRun) -> None:
     )
 
 
-def _read_contacts(connection: XeroConnection, run: SyncRun) -> ContactIndex | None:
-    """Every contact of the organisation (archived included), or None when it cannot be read."""
+def _read_contacts(run: SyncRun) -> ContactIndex:
+    """Every contact of the organisation, archived included."""
+    connection = run.connection
     client = client_for(connection)
     try:
         tenants = client.get_tenants()
         if tenants and not run.dry_run:
             _note_tenant(connection, run, tenants[0])
         return ContactIndex(client.iter_contacts(page_size=conf.get("PAGE_SIZE")))
-    except (XeroAuthError, XeroForbiddenError) as exc:
+    finally:
+        remember_limits(connection, client)
+
+
+def _after_read_error(run: SyncRun, exc: XeroError, attempt: int) -> float | None:
+    """Xero could not be read: stop, pause, try again later, or fail the run (`policy`)."""
+    decision = react_to(exc, attempt=attempt)
+    if decision.reaction is Reaction.STOP:
         if run.dry_run:
             finish_run(run, SyncRun.Status.FAILED, message=str(exc))
         else:
-            record_connection_error(connection, exc, run)
+            record_connection_error(run.connection, exc, run)
         return None
-    except XeroRateLimitError as exc:
-        if exc.limit == "day":
-            pause_for_day_limit(connection, exc, run)
-            return None
-        raise RetryLater(exc.retry_after or 60) from None
-    finally:
-        remember_limits(connection, client)
+    if decision.reaction is Reaction.PAUSE:
+        pause_for_day_limit(run.connection, decision.seconds, run)
+        _unclaim(run)  # the sweep starts it again after the pause
+        return None
+    if decision.reaction in (Reaction.WAIT, Reaction.RETRY):
+        _unclaim(run)
+        return decision.seconds
+    finish_run(run, SyncRun.Status.FAILED, message=wording.could_not_read_contacts(exc))
+    return None
 
 
 def _note_tenant(connection: XeroConnection, run: SyncRun, tenant) -> None:
@@ -132,102 +143,142 @@ def _note_tenant(connection: XeroConnection, run: SyncRun, tenant) -> None:
     )
 
 
-def _plan(connection: XeroConnection, run: SyncRun, index: ContactIndex) -> dict | None:
+def _plan(run: SyncRun, index: ContactIndex) -> dict | None:
+    """Plan every in-scope funder, a chunk at a time; None if the run was stopped meanwhile."""
+    connection = run.connection
     funders = in_scope_funders(connection).order_by("pk")
     SyncRun.objects.filter(pk=run.pk).update(in_scope=funders.count())
-    claimed = set(
+    planner = _Planner(run, index, claimed=_claimed_contact_ids(connection))
+    iterator = funders.iterator(chunk_size=PLAN_CHUNK)
+    while chunk := list(islice(iterator, PLAN_CHUNK)):
+        if not run.dry_run and _stopped(run):
+            return None
+        planner.plan_chunk(chunk)
+    return planner.finished_report()
+
+
+def _stopped(run: SyncRun) -> bool:
+    """Disabling or cancelling takes effect between chunks, even in the middle of a full sync."""
+    enabled = XeroConnection.objects.filter(pk=run.connection_id, enabled=True).exists()
+    running = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).exists()
+    return not (enabled and running)
+
+
+def _claimed_contact_ids(connection: XeroConnection) -> set[str]:
+    return set(
         XeroContactLink.objects.filter(connection=connection)
         .exclude(xero_contact_id="")
         .values_list("xero_contact_id", flat=True)
     )
-    report: dict = {"create": [], "link": [], "conflict": [], "invalid": [], "warnings": []}
-    counts = Counter()
-    iterator = funders.iterator(chunk_size=PLAN_CHUNK)
-    while chunk := list(islice(iterator, PLAN_CHUNK)):
-        # Disabling or cancelling takes effect between chunks, even in the middle of a full sync.
-        if not run.dry_run and not (
-            XeroConnection.objects.filter(pk=connection.pk, enabled=True).exists()
-            and SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).exists()
-        ):
-            return None
-        _plan_chunk(connection, run, chunk, index, claimed, report, counts)
-    # A preview lists funders (capped, for the page) and counts everything.
-    report["counts"] = {key: counts[key] for key in ("queued", *REPORT_KEYS, "already_linked")}
-    return report
 
 
-REPORT_KEYS = ("create", "link", "conflict", "invalid", "warnings")
-REPORT_LIST_LIMIT = 500
+@dataclass
+class _Planner:
+    """Decides, funder by funder, what a full sync does; a preview keeps only the report."""
 
+    run: SyncRun
+    index: ContactIndex
+    claimed: set[str]
+    report: dict = field(default_factory=lambda: {key: [] for key in REPORT_KEYS})
+    counts: Counter = field(default_factory=Counter)
 
-def _plan_chunk(connection, run, funders, index, claimed, report, counts) -> None:
-    links = {
-        link.funder_id: link
-        for link in XeroContactLink.objects.filter(connection=connection, funder__in=funders)
-    }
-    number_prefix = conf.get("CONTACT_NUMBER_PREFIX")
-    map_raw = conf.mapping_function()
-    to_queue = []
+    def plan_chunk(self, funders: list) -> None:
+        connection = self.run.connection
+        links = {
+            link.funder_id: link
+            for link in XeroContactLink.objects.filter(connection=connection, funder__in=funders)
+        }
+        to_queue = []
+        ignored = 0
+        for funder in funders:
+            link = links.get(funder.pk) or XeroContactLink(connection=connection, funder=funder)
+            if link.state == XeroContactLink.State.IGNORED:
+                ignored += 1  # a person chose not to sync it: not part of this run
+            elif self._plan_funder(funder, link):
+                to_queue.append(funder.pk)
+        self.counts["queued"] += len(to_queue)
+        if self.run.dry_run:
+            return
+        if ignored:
+            SyncRun.objects.filter(pk=self.run.pk).update(in_scope=F("in_scope") - ignored)
+        _queue(self.run, to_queue)
 
-    def note(key: str, funder, **extra) -> None:
-        counts[key] += 1
-        if len(report[key]) < REPORT_LIST_LIMIT:
-            report[key].append({"funder_id": funder.pk, "name": str(funder), **extra})
+    def finished_report(self) -> dict:
+        # A preview lists funders (capped, for the page) and counts everything.
+        keys = ("queued", *REPORT_KEYS, "already_linked")
+        return {**self.report, "counts": {key: self.counts[key] for key in keys}}
 
-    for funder in funders:
-        link = links.get(funder.pk) or XeroContactLink(connection=connection, funder=funder)
-        if link.state == XeroContactLink.State.IGNORED:
-            continue
+    def _plan_funder(self, funder, link: XeroContactLink) -> bool:
+        """Note what happens to this funder; True when it is to be queued for pushing."""
         clean = mapping.clean_contact(
-            map_raw(funder), number=mapping.contact_number(number_prefix, funder.pk)
+            conf.mapping_function()(funder),
+            number=mapping.contact_number(conf.get("CONTACT_NUMBER_PREFIX"), funder.pk),
         )
         if clean.error:
-            note("invalid", funder, error=clean.error)
+            self._note("invalid", funder, error=clean.error)
         elif clean.warnings:
-            note("warnings", funder, warnings=clean.warnings)
-        if link.xero_contact_id and link.xero_contact_id not in index.by_id:
-            # The contact is gone from Xero (merged or removed): find or create it afresh.
-            claimed.discard(link.xero_contact_id)
-            if not run.dry_run:
-                link.xero_contact_id, link.payload_hash, link.matched_by = "", "", ""
-                link.sent_fields = []
-                link.save()
-        if link.xero_contact_id and link.xero_contact_id in index.by_id:
-            counts["already_linked"] += 1
-        elif not clean.error:
-            found = index.match(
-                number=clean.payload["ContactNumber"],
-                email=clean.email,
-                name=clean.name,
-                claimed=claimed,
-            )
-            if found.conflict:
-                note("conflict", funder, reason=found.conflict, candidates=candidates_of(found))
-                if not run.dry_run:
-                    record_conflict(connection, run, funder, link, found)
-                continue
-            if found.contact:
-                note(
-                    "link",
-                    funder,
-                    rule=found.rule,
-                    contact_id=found.contact.contact_id,
-                    contact_name=found.contact.name,
-                )
-                claimed.add(found.contact.contact_id)
-                if not run.dry_run:
-                    link_to_contact(link, found)
-            else:
-                note("create", funder)
-        to_queue.append(funder.pk)
-    counts["queued"] += len(to_queue)
-    if run.dry_run:
-        return
+            self._note("warnings", funder, warnings=clean.warnings)
+        if link.xero_contact_id in self.index.by_id:
+            self.counts["already_linked"] += 1
+            return True
+        if link.xero_contact_id:
+            self._forget_vanished_contact(link)
+        if clean.error:
+            return True  # its push fails with the validation message, recorded per funder
+        return self._match(funder, link, clean)
+
+    def _match(self, funder, link: XeroContactLink, clean: mapping.CleanContact) -> bool:
+        found = self.index.match(
+            number=clean.payload["ContactNumber"],
+            email=clean.email,
+            name=clean.name,
+            claimed=self.claimed,
+        )
+        if found.conflict:
+            self._note("conflict", funder, reason=found.conflict, candidates=candidates_of(found))
+            if not self.run.dry_run:
+                record_conflict(self.run.connection, self.run, funder, link, found)
+            return False
+        if not found.contact:
+            self._note("create", funder)
+            return True
+        contact = found.contact
+        self._note(
+            "link",
+            funder,
+            rule=found.rule,
+            contact_id=contact.contact_id,
+            contact_name=contact.name,
+        )
+        self.claimed.add(contact.contact_id)
+        if not self.run.dry_run:
+            link_to_contact(link, found)
+        return True
+
+    def _forget_vanished_contact(self, link: XeroContactLink) -> None:
+        """The linked contact is gone from Xero: find or create the funder's contact afresh."""
+        self.claimed.discard(link.xero_contact_id)
+        if not self.run.dry_run:
+            link.xero_contact_id, link.payload_hash, link.matched_by = "", "", ""
+            link.sent_fields = []
+            link.save()
+        else:
+            link.xero_contact_id = ""  # a preview decides as the run would, and saves nothing
+
+    def _note(self, key: str, funder, **extra) -> None:
+        self.counts[key] += 1
+        if len(self.report[key]) < REPORT_LIST_LIMIT:
+            self.report[key].append({"funder_id": funder.pk, "name": str(funder), **extra})
+
+
+def _queue(run: SyncRun, funder_ids: list) -> None:
     now = timezone.now()
     OutboxEntry.objects.bulk_create(
         [
-            OutboxEntry(connection=connection, funder_id=pk, run=run, due_at=now, looked_up=True)
-            for pk in to_queue
+            OutboxEntry(
+                connection_id=run.connection_id, funder_id=pk, run=run, due_at=now, looked_up=True
+            )
+            for pk in funder_ids
         ],
         update_conflicts=True,
         unique_fields=["connection", "funder"],

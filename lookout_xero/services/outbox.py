@@ -5,51 +5,36 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from .. import conf
+from .. import conf, dispatch
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
-from .common import send_task
 
 # --- the outbox -------------------------------------------------------------------------------
 
 
-def queue_funder(connection_id: int, funder_id) -> None:
-    """Upsert the funder's outbox row: a hundred saves of one funder are one pending push."""
+def queue_funder(connection_id: int, funder_id) -> bool:
+    """Upsert the funder's outbox row: a hundred saves of one funder are one pending push.
+
+    Returns True when a drain must be asked for: the row is new, or it was waiting for a later
+    time (a backoff). A row already due has its drain asked for already; that drain loops until
+    the outbox is empty and only clears a row whose version it pushed, so it takes this change.
+    """
     now = timezone.now()
-    updated = OutboxEntry.objects.filter(connection_id=connection_id, funder_id=funder_id).update(
-        version=F("version") + 1, due_at=now, attempts=0, last_error=""
-    )
-    if not updated:
-        try:
-            with transaction.atomic():
-                OutboxEntry.objects.create(
-                    connection_id=connection_id, funder_id=funder_id, due_at=now
-                )
-        except IntegrityError:  # a concurrent save created it first
-            OutboxEntry.objects.filter(connection_id=connection_id, funder_id=funder_id).update(
-                version=F("version") + 1, due_at=now, attempts=0
-            )
-
-
-class _DrainOnCommit:
-    """An on-commit callback that knows its connection, so one transaction enqueues one drain."""
-
-    def __init__(self, connection_id: int) -> None:
-        self.connection_id = connection_id
-
-    def __call__(self) -> None:
-        send_task("drain_outbox", self.connection_id)
-
-
-def enqueue_drain_on_commit(connection_id: int) -> None:
-    db = transaction.get_connection()
-    # Django drops a rolled-back block's callbacks from this list, so the check stays right.
-    for _sids, func, _robust in db.run_on_commit:
-        if isinstance(func, _DrainOnCommit) and func.connection_id == connection_id:
-            return
-    transaction.on_commit(_DrainOnCommit(connection_id))
+    rows = OutboxEntry.objects.filter(connection_id=connection_id, funder_id=funder_id)
+    bump = {"version": F("version") + 1, "attempts": 0, "last_error": ""}
+    if rows.filter(due_at__lte=now).update(**bump):
+        return False
+    if rows.update(**bump, due_at=now):
+        return True
+    try:
+        with transaction.atomic():
+            OutboxEntry.objects.create(connection_id=connection_id, funder_id=funder_id, due_at=now)
+    except IntegrityError:  # a concurrent save created it first, and asked for its drain
+        rows.update(**bump)
+        return False
+    return True
 
 
 def push_now(connection: XeroConnection, funder_ids) -> int:
@@ -60,9 +45,9 @@ def push_now(connection: XeroConnection, funder_ids) -> int:
     XeroContactLink.objects.filter(
         connection=connection, funder_id__in=ids, state=XeroContactLink.State.IGNORED
     ).update(state=XeroContactLink.State.PENDING)
-    for funder_id in ids:
-        queue_funder(connection.pk, funder_id)
-    enqueue_drain_on_commit(connection.pk)
+    asked = [queue_funder(connection.pk, funder_id) for funder_id in ids]
+    if any(asked):
+        dispatch.drain_on_commit(connection.pk)
     return len(ids)
 
 
@@ -78,9 +63,7 @@ def retry_failed(connection: XeroConnection) -> int:
 def sweep() -> dict[str, int]:
     """Re-enqueue what a broker or worker outage, or a pause, left behind."""
     now = timezone.now()
-    usable = XeroConnection.objects.filter(enabled=True, state=XeroConnection.State.OK).filter(
-        Q(paused_until__isnull=True) | Q(paused_until__lte=now)
-    )
+    usable = XeroConnection.objects.usable()
     ended_pauses = XeroConnection.objects.filter(paused_until__lte=now)
     if ended_pauses.exists():
         ended_pauses.update(paused_until=None)
@@ -100,18 +83,16 @@ def sweep() -> dict[str, int]:
         orphaned.update(status=SyncRun.Status.PENDING)
     run_ids = list(runs.values_list("pk", flat=True))
     for run_id in run_ids:
-        send_task("start_full_sync", run_id)
+        dispatch.send(dispatch.START_FULL_SYNC, run_id)
     connection_ids = list(
         usable.filter(outbox__due_at__lte=now).values_list("pk", flat=True).distinct()
     )
     for connection_id in connection_ids:
-        send_task("drain_outbox", connection_id)
+        dispatch.send(dispatch.DRAIN_OUTBOX, connection_id)
     return {"runs": len(run_ids), "connections": len(connection_ids)}
 
 
 def prune_logs(days: int | None = None) -> int:
     days = conf.get("LOG_RETENTION_DAYS") if days is None else days
-    deleted, _ = SyncLog.objects.filter(
-        created_at__lt=timezone.now() - timedelta(days=days)
-    ).delete()
+    deleted, _ = SyncLog.objects.older_than(days).delete()
     return deleted

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import conf
+from .. import conf, wording
 from ..client import Credentials, XeroClient
 from ..exceptions import (
     XeroAuthError,
@@ -33,37 +33,21 @@ def check_credentials(client_id: str, client_secret: str, scope: str) -> Credent
     try:
         tenants = client.get_tenants()
     except XeroScopeError:
-        return CredentialCheck(
-            False,
-            "Xero refused the scope: this custom connection does not allow "
-            f"'{scope.strip()}'. Connections created since April 2026 need the Scope left empty.",
-        )
+        return CredentialCheck(False, wording.CHECK_SCOPE_REFUSED.format(scope=scope.strip()))
     except XeroAuthError:
-        return CredentialCheck(
-            False,
-            "Xero did not accept this Client ID and Client Secret. Check both in the customer's "
-            "Xero developer portal (My Apps), or generate a new secret there.",
-        )
+        return CredentialCheck(False, wording.CHECK_CREDENTIALS_REFUSED)
     except XeroForbiddenError:
-        return CredentialCheck(
-            False, "Xero refused access: the custom connection may have been revoked."
-        )
+        return CredentialCheck(False, wording.CHECK_FORBIDDEN)
     except XeroTransportError:
-        return CredentialCheck(False, "Could not reach Xero: no network, or Xero is not answering.")
+        return CredentialCheck(False, wording.CHECK_UNREACHABLE)
     except XeroServerError as exc:
-        return CredentialCheck(
-            False, f"Xero is down or failing right now ({exc.status_code}). Try again soon."
-        )
+        return CredentialCheck(False, wording.CHECK_XERO_DOWN.format(status=exc.status_code))
     except XeroError as exc:
-        return CredentialCheck(False, f"Xero answered unexpectedly: {exc}")
+        return CredentialCheck(False, wording.CHECK_UNEXPECTED.format(error=exc))
     if not tenants:
-        return CredentialCheck(
-            False,
-            "The credentials work, but no Xero organisation has authorised this connection yet.",
-        )
-    return CredentialCheck(
-        True, f"Connected to the Xero organisation “{tenants[0].name}”.", tenants[0].name
-    )
+        return CredentialCheck(False, wording.CHECK_NO_ORGANISATION)
+    name = tenants[0].name
+    return CredentialCheck(True, wording.CHECK_CONNECTED.format(name=name), name)
 
 
 def resolve_conflict(

@@ -6,10 +6,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.utils import timezone
 
-from lookout_xero import services, status
-from lookout_xero.exceptions import XeroError
+from lookout_xero import conf, dispatch, services, status
 from lookout_xero.models import SyncRun, XeroConnection
 
 
@@ -49,7 +47,7 @@ class Command(BaseCommand):
                 else:
                     connection.enabled = True
                     connection.save()  # enabling is what starts the full sync
-                    run = connection.runs.filter(dry_run=False).first()
+                    run = connection.runs.full_syncs().first()
                     self.stdout.write(f"Enabled; full sync #{run.pk} queued.")
             return
         if not connection.enabled:
@@ -58,19 +56,17 @@ class Command(BaseCommand):
                 "Use --full to enable it, which syncs every in-scope funder."
             )
         with transaction.atomic():
-            services.enqueue_drain_on_commit(connection.pk)
+            dispatch.drain_on_commit(connection.pk)
         self.stdout.write("Pending changes queued for pushing.")
 
     def preview(self, connection: XeroConnection) -> None:
         """Run a preview in this process and print its report."""
         run = services.start_preview(connection, enqueue=False)
-        try:
-            services.run_full_sync(run.pk)
-        except (XeroError, services.RetryLater) as exc:
-            SyncRun.objects.filter(pk=run.pk).update(
-                status=SyncRun.Status.FAILED, finished_at=timezone.now(), message=str(exc)
-            )
-            raise CommandError(f"Preview #{run.pk} could not read Xero's contacts: {exc}") from None
+        # A person is waiting: no retries after a backoff, the reason at once.
+        wait = services.run_full_sync(run.pk, attempt=conf.get("MAX_ATTEMPTS"))
+        if wait is not None:
+            message = f"Xero asked to wait {wait:.0f} s (its rate limit); try again then."
+            services.finish_run(run, SyncRun.Status.FAILED, message=message)
         run.refresh_from_db()
         if run.status != SyncRun.Status.COMPLETED:
             raise CommandError(

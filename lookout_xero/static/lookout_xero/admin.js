@@ -125,7 +125,8 @@
             try {
                 active = render(panel, await request(panel.dataset.url));
             } catch (error) {
-                active = false;  // keep the last figures; try again at the slow pace
+                // Keep the last figures and the pace: a busy server (SQLite locked by the worker,
+                // say) must not leave a finished run's bar half full until the next slow poll.
             }
             setTimeout(refresh, active ? POLL_ACTIVE_MS : POLL_IDLE_MS);
         }

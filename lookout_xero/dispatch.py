@@ -1,0 +1,40 @@
+"""Enqueue lookout_xero's Celery tasks by name.
+
+Services send work through here instead of importing `tasks` (which imports services): the
+imports follow the data, one way. Nothing in the app imports this module back.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import current_app
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+DRAIN_OUTBOX = "lookout_xero.drain_outbox"
+START_FULL_SYNC = "lookout_xero.start_full_sync"
+
+
+def send(task_name: str, *args, countdown: float | None = None) -> bool:
+    """Publish a task now. A broker outage is logged, not raised: the outbox sweep catches up."""
+    try:
+        current_app.send_task(task_name, args=args, countdown=countdown)
+    except Exception as exc:
+        logger.warning("Could not enqueue %s%s (%s); the sweep will retry", task_name, args, exc)
+        return False
+    return True
+
+
+def send_on_commit(task_name: str, *args) -> None:
+    """Publish once the surrounding transaction commits; nothing if it rolls back."""
+    transaction.on_commit(lambda: send(task_name, *args))
+
+
+def drain_on_commit(connection_id: int) -> None:
+    send_on_commit(DRAIN_OUTBOX, connection_id)
+
+
+def full_sync_on_commit(run_id: int) -> None:
+    send_on_commit(START_FULL_SYNC, run_id)

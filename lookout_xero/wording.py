@@ -1,0 +1,53 @@
+"""What the Lookout team reads about errors, in one place: log rows, status panels, checks.
+
+Plain words that say what happened and what to do. Never a secret: callers pass only names,
+dates and Xero's own (secret-free) messages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+# Why a connection is in error, by the code `services.record_connection_error` stores.
+CONNECTION_ERROR_REASONS = {
+    "invalid_client": "Xero did not accept the Client ID and Client Secret. Check both (Test "
+    "connection), or generate a new secret in the customer's Xero developer portal, then save.",
+    "invalid_scope": "Xero refused the scope for this custom connection. Connections created "
+    "since April 2026 need the Scope left empty.",
+    "forbidden": "Xero refused access: the custom connection may have been revoked or the "
+    "organisation disconnected.",
+    "unauthorized": "Xero refused the credentials. Check them with Test connection, then save.",
+}
+
+# Test connection (and any other check of typed credentials).
+CHECK_SCOPE_REFUSED = (
+    "Xero refused the scope: this custom connection does not allow '{scope}'. Connections "
+    "created since April 2026 need the Scope left empty."
+)
+CHECK_CREDENTIALS_REFUSED = (
+    "Xero did not accept this Client ID and Client Secret. Check both in the customer's Xero "
+    "developer portal (My Apps), or generate a new secret there."
+)
+CHECK_FORBIDDEN = "Xero refused access: the custom connection may have been revoked."
+CHECK_UNREACHABLE = "Could not reach Xero: no network, or Xero is not answering."
+CHECK_XERO_DOWN = "Xero is down or failing right now ({status}). Try again soon."
+CHECK_UNEXPECTED = "Xero answered unexpectedly: {error}"
+CHECK_NO_ORGANISATION = (
+    "The credentials work, but no Xero organisation has authorised this connection yet."
+)
+CHECK_CONNECTED = "Connected to the Xero organisation “{name}”."
+
+NO_REASON_GIVEN = "Xero refused this contact without saying why."
+PAUSED_HEALTH_REASON = "Xero's daily call limit is used up; it resumes then."
+
+
+def paused_for_day_limit(until: datetime) -> str:
+    return f"Xero's daily call limit is used up; sync resumes at {until:%Y-%m-%d %H:%M} UTC."
+
+
+def gave_up(attempts: int, error: object) -> str:
+    return f"Gave up after {attempts} attempts: {error}"
+
+
+def could_not_read_contacts(error: object) -> str:
+    return f"Could not read Xero's contacts: {error}"
