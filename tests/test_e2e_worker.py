@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
-from lookout_xero.models import OutboxEntry, SyncLog, SyncRun, XeroContactLink
-from project.funders.models import Funder
+from lookout_xero.models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
+from project.funders.models import Funder, Organisation
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder, wait_until
 
 pytestmark = pytest.mark.worker
@@ -235,14 +234,29 @@ def test_disabling_mid_full_sync_stops_it_at_the_next_batch(worker, xero, organi
     wait_until(lambda: len(org.contacts) >= 50, timeout=30)
     connection.enabled = False
     connection.save()
-    count_at_disable = len(org.contacts)
-    time.sleep(3)
-    assert len(org.contacts) <= count_at_disable + 50  # at most the batch in flight
+    assert SyncRun.objects.get().status == "cancelled"  # by the save itself
+    seen = len(xero.requests_for(CLIENT_ID))
+    # The drain notices at its next batch, drops the outbox and lets its lease go.
+    wait_until(
+        lambda: (
+            XeroConnection.objects.filter(pk=connection.pk, lease_token="").exists()
+            and not OutboxEntry.objects.exists()
+        ),
+        timeout=30,
+    )
+    later = xero.requests_for(CLIENT_ID)[seen:]
+    assert len([r for r in later if r.method == "POST"]) <= 1  # at most the batch in the making
     assert len(org.contacts) < 400
-    assert SyncRun.objects.get().status == "cancelled"
+
+    # A save while disabled sends nothing. Proof that the worker was listening: a save in
+    # another organisation, made after it, reaches Xero.
     calls = len(xero.requests_for(CLIENT_ID))
     make_funder(organisation, "After Disable")
-    time.sleep(1)
+    other = Organisation.objects.create(name="Control Trust")
+    control = xero.add_organisation("client-control", "secret-control")
+    make_connection(other, client_id="client-control", secret="secret-control", enabled=True)
+    make_funder(other, "Control Member")
+    wait_until(lambda: len(control.contacts) == 1)
     assert len(xero.requests_for(CLIENT_ID)) == calls
 
 

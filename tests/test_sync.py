@@ -6,11 +6,13 @@ import logging
 from datetime import timedelta
 
 import pytest
+from celery.signals import before_task_publish
 from django.db import transaction
 from django.utils import timezone
 
-from lookout_xero import services
+from lookout_xero import conf, services
 from lookout_xero.models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
+from lookout_xero.services.drain import MAX_FOLLOW_UP_SECONDS
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder
 
 pytestmark = pytest.mark.django_db
@@ -69,14 +71,31 @@ def test_hundred_saves_of_one_funder_are_one_outbox_row_and_one_enqueue(
     assert len(callbacks) == 1
 
 
+@pytest.fixture
+def published():
+    """Every task published to the broker while the test runs, by whatever code path."""
+    names = []
+
+    def record(sender=None, **kwargs):
+        names.append(sender)
+
+    before_task_publish.connect(record, weak=False)
+    yield names
+    before_task_publish.disconnect(record)
+
+
 def test_rolled_back_save_queues_nothing(
-    connection, organisation, django_capture_on_commit_callbacks
+    connection, organisation, django_capture_on_commit_callbacks, published
 ):
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with pytest.raises(RuntimeError), transaction.atomic():
             make_funder(organisation, "Never Happened")
             raise RuntimeError("rollback")
-    assert not OutboxEntry.objects.exists() and callbacks == []
+    assert not OutboxEntry.objects.exists() and callbacks == [] and published == []
+    # The same watch sees a committed save publish its drain.
+    with django_capture_on_commit_callbacks(execute=True):
+        make_funder(organisation, "Happened")
+    assert published == ["lookout_xero.drain_outbox"]
 
 
 def test_non_members_and_disabled_connections_queue_nothing(
@@ -326,8 +345,23 @@ def test_leaving_membership_stops_syncing_and_leaves_xero_alone(
     services.drain(connection.pk)
     assert len(xero.requests) == calls
     assert org.contacts[contact_id]["Name"] == "Changing Type"
+
+
+def test_deleting_a_funder_with_a_pending_change_never_touches_xero(
+    xero, connection, organisation, org
+):
+    funder = make_funder(organisation, "Soon Deleted")
+    services.drain(connection.pk)
+    contact_id = XeroContactLink.objects.get().xero_contact_id
+    funder.name = "Edited Then Deleted"
+    funder.save()
+    assert OutboxEntry.objects.filter(funder_id=funder.pk).exists()  # a push was pending
+    calls = len(xero.requests)
     funder.delete()
-    assert org.contacts[contact_id]["ContactStatus"] == "ACTIVE"  # deleting never touches Xero
+    services.drain(connection.pk)
+    assert len(xero.requests) == calls
+    assert org.contacts[contact_id]["Name"] == "Soon Deleted"
+    assert org.contacts[contact_id]["ContactStatus"] == "ACTIVE"
 
 
 def test_archive_in_xero_can_be_turned_off(xero, connection, organisation, org, settings):
@@ -479,3 +513,51 @@ def test_saving_a_stale_connection_keeps_what_the_sync_wrote(connection, organis
         "held-by-a-worker",
         12,
     )
+
+
+def test_a_full_sync_retries_an_outage_then_fails_with_the_reason(xero, organisation, org):
+    make_funder(organisation, "Waits For Xero")
+    connection = make_connection(organisation, enabled=True)
+    run = connection.runs.get()
+    xero.fail_next(503, times=100, path_contains="/connections")
+    wait = services.run_full_sync(run.pk, attempt=1)
+    run.refresh_from_db()
+    assert 0 < wait <= 1 and run.status == "pending"  # handed back for the task to retry
+    assert services.run_full_sync(run.pk, attempt=conf.get("MAX_ATTEMPTS")) is None
+    run.refresh_from_db()
+    assert run.status == "failed" and "Could not read Xero's contacts" in run.message
+    assert "503" in run.message and org.contacts == {}
+
+
+def test_a_rate_limit_wait_is_capped_so_the_sweep_takes_over(xero, connection, organisation, org):
+    make_funder(organisation, "Far Future")
+    xero.fail_next(429, headers={"Retry-After": "7200", "X-Rate-Limit-Problem": "minute"})
+    wait = services.drain(connection.pk)
+    assert wait == MAX_FOLLOW_UP_SECONDS == 3600
+    entry = OutboxEntry.objects.get()
+    assert entry.due_at > timezone.now() + timedelta(seconds=7000)  # the row keeps Xero's time
+
+
+def test_every_in_scope_funder_counts_once_in_its_run(xero, organisation, org):
+    org.add_contact(Name="Found By Email", EmailAddress="found@example.org")
+    make_funder(organisation, "Found", email="found@example.org")
+    make_funder(organisation, "Brand New")
+    skipped = make_funder(organisation, "Not Synced By Choice")
+    leaving = make_funder(organisation, "Deleted Mid-Run")
+    connection = make_connection(organisation)
+    XeroContactLink.objects.create(connection=connection, funder=skipped, state="ignored")
+    connection.enabled = True
+    connection.save()
+    run = connection.runs.get()
+    services.run_full_sync(run.pk)
+    leaving.delete()  # its outbox row goes with it; the run must not wait for it
+    skipped_too = make_funder(organisation, "Left Membership")  # queued by its save, no run
+    skipped_too.funder_type = "grant"
+    skipped_too.save()
+    services.drain(connection.pk)
+    run.refresh_from_db()
+    assert (run.linked, run.created) == (1, 1)
+    assert run.status == "completed" and run.done == run.in_scope == 2
+    from lookout_xero import status
+
+    assert status.progress(run)["percent"] == 100
