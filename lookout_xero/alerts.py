@@ -152,7 +152,7 @@ def opened_message(alert: XeroAlert) -> tuple[str, str]:
     organisation = str(connection.organisation)
     subject = f"Xero sync needs attention: {organisation}: {alert.get_kind_display()}"
     body = [
-        f"The Xero sync of {organisation} needs a person: {alert.get_kind_display().lower()}.",
+        f"The Xero sync of {organisation} needs a person. {alert.get_kind_display()}:",
         "",
         alert.detail,
         "",
@@ -171,7 +171,7 @@ def resolved_message(alert: XeroAlert) -> tuple[str, str]:
     subject = f"Resolved: Xero sync of {organisation}: {alert.get_kind_display()}"
     body = [
         f"The Xero sync of {organisation} no longer needs a person for this: "
-        f"{alert.get_kind_display().lower()}.",
+        f"{alert.get_kind_display()}.",
         "",
         f"From {_stamp(alert.opened_at)} to {_stamp(alert.resolved_at)}. It was:",
         alert.detail,
