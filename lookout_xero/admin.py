@@ -131,6 +131,23 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 # --- connections ----------------------------------------------------------------------------
 
 
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    """Exactly what the alerts and `xero_status` call needing attention (`status`)."""
+
+    title = "needs attention"
+    parameter_name = "needs_attention"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Needs attention"), ("no", "Does not")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(status.needs_attention_q())
+        if self.value() == "no":
+            return queryset.exclude(status.needs_attention_q())
+        return queryset
+
+
 ENCRYPTED_FIELDS = ("client_id", "client_secret", "access_token")
 
 
@@ -149,7 +166,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         "failed",
         "calls_left",
     ]
-    list_filter = ["enabled", "state"]
+    list_filter = [NeedsAttentionFilter, "enabled", "state"]
     list_select_related = ["organisation"]
     search_fields = ["organisation__name", "xero_tenant_name"]
     actions = ["sync_now", "retry_failed"]

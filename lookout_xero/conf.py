@@ -38,6 +38,12 @@ DEFAULTS: dict[str, Any] = {
     "LEASE_SECONDS": 300,
     "LOG_RETENTION_DAYS": 90,
     "CONFLICT_NAME_SUFFIX": " ({n})",
+    # Who is e-mailed when a connection needs a person (empty: nobody), and after how long
+    # conflicts and failures count as waiting for one.
+    "ALERT_RECIPIENTS": [],
+    "ALERT_AFTER_MINUTES": 60,
+    # Absolute base of this site (e.g. "https://lookout.example.org") for links in e-mails.
+    "SITE_URL": "",
 }
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -71,6 +77,14 @@ def funder_model() -> type[models.Model]:
 
 def mapping_function():
     return import_string(get("MAPPING"))
+
+
+def alert_recipients() -> list[str]:
+    """ALERT_RECIPIENTS as a list; a single address given as a string is one recipient."""
+    value = get("ALERT_RECIPIENTS")
+    if isinstance(value, str):
+        value = [value]
+    return [address.strip() for address in value if address and address.strip()]
 
 
 def api_url() -> str:

@@ -369,3 +369,42 @@ class SyncLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_outcome_display()}: {self.funder_name or self.connection}"
+
+
+class XeroAlert(models.Model):
+    """One episode of a connection needing a person, and whether the team was told of it.
+
+    At most one open episode per (connection, kind), enforced by the database, so workers
+    checking at the same time open it once; each e-mail is claimed with a conditional UPDATE
+    of its `*_notified_at` column, so it is sent once.
+    """
+
+    class Kind(models.TextChoices):
+        ERROR = "error", "Xero refused the connection"
+        PAUSED = "paused", "Paused by Xero's daily call limit"
+        CONFLICTS = "conflicts", "Conflicts waiting for a person"
+        FAILURES = "failures", "Funders failing to sync"
+
+    connection = models.ForeignKey(XeroConnection, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=12, choices=Kind)
+    # What was wrong when the episode opened, in words (never a secret: see `alerts`).
+    detail = models.TextField(blank=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "Xero alert"
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "kind"],
+                condition=Q(resolved_at__isnull=True),
+                name="lx_alert_one_open_per_kind",
+            ),
+        ]
+        indexes = [models.Index(fields=["resolved_at"], name="lx_alert_resolved")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.connection})"

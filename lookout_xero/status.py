@@ -5,13 +5,27 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from functools import reduce
+from operator import or_
 
-from django.db.models import Count, Q
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    IntegerField,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
 from django.utils import formats, timezone
 from django.utils.timesince import timesince
 
-from . import matching, wording
-from .models import OutboxEntry, SyncRun, XeroConnection, XeroContactLink
+from . import conf, matching, wording
+from .models import OutboxEntry, SyncRun, XeroAlert, XeroConnection, XeroContactLink
 
 
 @dataclass(frozen=True)
@@ -178,3 +192,98 @@ def preview_report(run: SyncRun) -> dict:
             for key, title in sections
         ],
     }
+
+
+# --- needs attention: the one definition the alerts, `xero_status` and the admin filter share ---
+
+ATTENTION_KINDS = tuple(XeroAlert.Kind.values)  # error, paused, conflicts, failures
+
+
+def attention_conditions(now: datetime | None = None) -> dict[str, Q]:
+    """Per kind, when an *enabled* connection needs a person, as a filter on connections.
+
+    Conflicts and failures count once one has waited ``ALERT_AFTER_MINUTES`` unchanged (a link's
+    ``updated_at``): a failure a retry may still fix, or a conflict someone is resolving right
+    now, is not yet worth an e-mail. A disabled connection never needs attention: nothing is
+    sent to Xero for it, so nothing is waiting.
+    """
+    now = now or timezone.now()
+    waited_since = now - timedelta(minutes=conf.get("ALERT_AFTER_MINUTES"))
+
+    def waiting(state: str) -> Q:
+        links = XeroContactLink.objects.filter(
+            connection=OuterRef("pk"), state=state, updated_at__lte=waited_since
+        )
+        return Q(Exists(links))
+
+    enabled = Q(enabled=True)
+    return {
+        XeroAlert.Kind.ERROR: enabled & Q(state=XeroConnection.State.ERROR),
+        XeroAlert.Kind.PAUSED: enabled & Q(paused_until__gt=now),
+        XeroAlert.Kind.CONFLICTS: enabled & waiting(XeroContactLink.State.CONFLICT),
+        XeroAlert.Kind.FAILURES: enabled & waiting(XeroContactLink.State.FAILED),
+    }
+
+
+def needs_attention_q(now: datetime | None = None) -> Q:
+    """Connections that need a person, for ``XeroConnection.objects.filter()``."""
+    return reduce(or_, attention_conditions(now).values())
+
+
+def with_attention(queryset: QuerySet, now: datetime | None = None) -> QuerySet:
+    """Annotate ``lx_attention_<kind>`` per kind and ``lx_needs_attention``, in the same query."""
+    conditions = attention_conditions(now)
+    flags = {
+        f"lx_attention_{kind}": ExpressionWrapper(condition, output_field=BooleanField())
+        for kind, condition in conditions.items()
+    }
+    flags["lx_needs_attention"] = ExpressionWrapper(
+        reduce(or_, conditions.values()), output_field=BooleanField()
+    )
+    return queryset.annotate(**flags)
+
+
+def attention(connection: XeroConnection) -> list[str]:
+    """The kinds for which this connection needs a person now (empty when it does not)."""
+    if not hasattr(connection, "lx_needs_attention"):
+        queryset = XeroConnection.objects.filter(pk=connection.pk).only("pk")
+        connection = with_attention(queryset).get()
+    return [kind for kind in ATTENTION_KINDS if getattr(connection, f"lx_attention_{kind}")]
+
+
+def with_figures(queryset: QuerySet) -> QuerySet:
+    """Annotate what `xero_status` shows per connection, as subqueries of one query."""
+    active_run = SyncRun.objects.full_syncs().active().filter(connection=OuterRef("pk"))
+    oldest = (
+        OutboxEntry.objects.filter(connection=OuterRef("pk"))
+        .values("connection")
+        .annotate(oldest=Min("created_at"))
+        .values("oldest")
+    )
+    return queryset.annotate(
+        lx_pending=_count_of(OutboxEntry.objects.all()),
+        lx_oldest_pending_at=Subquery(oldest),
+        lx_conflicts=_count_of(
+            XeroContactLink.objects.filter(state=XeroContactLink.State.CONFLICT)
+        ),
+        lx_failed=_count_of(XeroContactLink.objects.filter(state=XeroContactLink.State.FAILED)),
+        lx_running=Exists(active_run),
+    )
+
+
+def _count_of(rows: QuerySet):
+    counted = (
+        rows.filter(connection=OuterRef("pk"))
+        .values("connection")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def calls_left_today(connection: XeroConnection) -> int | None:
+    """Xero's day allowance left as last seen; None when not seen, or seen a day or more ago."""
+    seen = connection.limits_seen_at
+    if seen is None or timezone.now() - seen >= timedelta(days=1):
+        return None
+    return connection.day_limit_remaining

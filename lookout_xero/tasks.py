@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import services
+from . import alerts, services
 
 
 @shared_task(name="lookout_xero.drain_outbox", ignore_result=True)
@@ -37,3 +37,9 @@ def sweep_outbox() -> dict:
 def prune_logs() -> int:
     """Beat: delete sync log rows older than LOG_RETENTION_DAYS."""
     return services.prune_logs()
+
+
+@shared_task(name="lookout_xero.check_alerts", ignore_result=True)
+def check_alerts() -> dict:
+    """Beat: e-mail the team once when a connection starts needing a person, once when it stops."""
+    return alerts.check_alerts()

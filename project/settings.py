@@ -89,6 +89,12 @@ STATIC_ROOT = VAR_DIR / "static"
 
 LOGIN_URL = "admin:login"
 
+# --- e-mail (the Lookout team's alerts) ----------------------------------------------------
+# The console by default, so the demo prints its alerts; the file backend writes to EMAIL_FILE_PATH.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="lookout-xero@localhost")
+
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -117,6 +123,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "lookout_xero.prune_logs",
         "schedule": timedelta(hours=6),
     },
+    "lookout-xero-alerts": {
+        "task": "lookout_xero.check_alerts",
+        "schedule": timedelta(seconds=env.int("LOOKOUT_XERO_ALERT_SECONDS", default=60)),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -130,6 +140,9 @@ LOOKOUT_XERO = {
     "API_URL": env("XERO_API_URL", default="https://api.xero.com"),
     "RETRY_BASE_SECONDS": env.float("LOOKOUT_XERO_RETRY_BASE_SECONDS", default=5),
     "RETRY_MAX_SECONDS": env.float("LOOKOUT_XERO_RETRY_MAX_SECONDS", default=900),
+    "ALERT_RECIPIENTS": env.list("LOOKOUT_XERO_ALERT_RECIPIENTS", default=["team@lookout.example"]),
+    "ALERT_AFTER_MINUTES": env.int("LOOKOUT_XERO_ALERT_AFTER_MINUTES", default=60),
+    "SITE_URL": env("SITE_URL", default="http://127.0.0.1:8000"),
 }
 
 LOGGING = {

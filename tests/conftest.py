@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,6 +71,8 @@ class Worker:
         self.xero_server = xero_server
         self.process: subprocess.Popen | None = None
         self.log_path = ROOT / "var" / f"test-worker-{os.getpid()}.log"
+        # The worker's e-mail (its beat runs the alert check) goes to files a test can read.
+        self.mail_dir = ROOT / "var" / f"test-mail-{os.getpid()}"
 
     def start(self) -> None:
         env = {
@@ -80,7 +83,12 @@ class Worker:
             "LOOKOUT_XERO_SWEEP_SECONDS": "2",
             "LOOKOUT_XERO_RETRY_BASE_SECONDS": "0.2",
             "LOOKOUT_XERO_RETRY_MAX_SECONDS": "1",
+            "LOOKOUT_XERO_ALERT_SECONDS": "2",
+            "LOOKOUT_XERO_ALERT_RECIPIENTS": "team@lookout.example",
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(self.mail_dir),
         }
+        shutil.rmtree(self.mail_dir, ignore_errors=True)
         from project.celery import app
 
         app.control.purge()  # nothing left over from an earlier test's worker
