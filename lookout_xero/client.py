@@ -80,6 +80,7 @@ class RateLimits:
 
     minute_remaining: int | None = None
     day_remaining: int | None = None
+    seen_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,12 @@ class XeroClient:
         token_url: str | None = None,
         api_url: str | None = None,
         timeout: float | None = None,
+        before_request: Callable[[XeroClient], None] | None = None,
     ) -> None:
         self.credentials = credentials
+        # Called before every call that counts against the organisation's limits: the sync
+        # paces itself and renews its lease there.
+        self.before_request = before_request
         self.token = token
         self.on_new_token = on_new_token
         self.session = session or requests.Session()
@@ -246,6 +251,8 @@ class XeroClient:
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
         for attempt in (1, 2):
+            if self.before_request and path != CONNECTIONS_PATH:
+                self.before_request(self)
             headers["Authorization"] = self._bearer()
             try:
                 response = self.session.request(
@@ -276,7 +283,7 @@ class XeroClient:
         minute = header_int("X-MinLimit-Remaining")
         day = header_int("X-DayLimit-Remaining")
         if minute is not None or day is not None:
-            self.limits = RateLimits(minute, day)
+            self.limits = RateLimits(minute, day, datetime.now(UTC))
 
 
 # --- classification: the one place that decides what an answer means --------------------------

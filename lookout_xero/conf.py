@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BASE_SECONDS": 5,
     "RETRY_MAX_SECONDS": 900,
     "MIN_LIMIT_RESERVE": 5,
-    "LEASE_SECONDS": 300,
+    "LEASE_SECONDS": 45,
     "LOG_RETENTION_DAYS": 90,
     "CONFLICT_NAME_SUFFIX": " ({n})",
     # Who is e-mailed when a connection needs a person (empty: nobody), and after how long

@@ -106,9 +106,12 @@ class XeroConnection(models.Model):
     access_token = EncryptedTextField(blank=True, default="", editable=False)
     access_token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    # At most one drain per organisation across all workers: a lease taken with one UPDATE.
+    # At most one drain per organisation across all workers: a lease taken with one UPDATE,
+    # renewed by its holder before every batch and every call to Xero (services.lease).
     lease_token = models.CharField(max_length=64, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A drain was asked for and has not finished yet: further saves need not publish another.
+    drain_requested = models.BooleanField(default=False, editable=False)
 
     min_limit_remaining = models.IntegerField(null=True, blank=True, editable=False)
     day_limit_remaining = models.IntegerField(null=True, blank=True, editable=False)
@@ -203,6 +206,8 @@ class SyncRun(models.Model):
     failed = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Renewed while a worker plans the run: a stale one means the planner died.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Set when every in-scope funder has been queued: only then can the run complete.
     planned_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import alerts, services
+from . import alerts, dispatch, services
 
 
-@shared_task(name="lookout_xero.drain_outbox", ignore_result=True)
-def drain_outbox(connection_id: int) -> None:
+@shared_task(name=dispatch.DRAIN_OUTBOX, ignore_result=True)
+def drain_outbox(connection_id: int, waited_for_lease: bool = False) -> None:
     """Push the organisation's pending funders; schedule the next pass if more is due later."""
-    wait = services.drain(connection_id)
-    if wait is not None:
-        drain_outbox.apply_async(args=(connection_id,), countdown=wait)
+    follow_up = services.drain_once(connection_id, waited_for_lease=waited_for_lease)
+    if follow_up is not None:
+        dispatch.send(
+            dispatch.DRAIN_OUTBOX,
+            connection_id,
+            follow_up.for_lease,
+            countdown=follow_up.seconds,
+        )
 
 
-@shared_task(name="lookout_xero.start_full_sync", bind=True, ignore_result=True)
+@shared_task(name=dispatch.START_FULL_SYNC, bind=True, ignore_result=True)
 def start_full_sync(self, run_id: int) -> None:
     """Plan a full sync: match existing Xero contacts, queue every in-scope funder."""
     wait = services.run_full_sync(run_id, attempt=self.request.retries + 1)

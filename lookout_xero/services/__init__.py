@@ -19,9 +19,17 @@ from .common import (
     organisation_id_of,
     record_connection_error,
 )
-from .drain import acquire_lease, drain, name_with_suffix, next_due_in
+from .drain import FollowUp, drain, drain_once, name_with_suffix, next_due_in
 from .full_sync import run_full_sync
-from .outbox import prune_logs, push_now, queue_funder, retry_failed, sweep
+from .lease import Lease, LeaseLost
+from .outbox import (
+    ask_for_drain_on_commit,
+    prune_logs,
+    push_now,
+    queue_funder,
+    retry_failed,
+    sweep,
+)
 from .people import CredentialCheck, check_credentials, next_name_suffix, resolve_conflict
 from .policy import Decision, Reaction, backoff, react_to
 from .switch import (
@@ -35,16 +43,20 @@ from .switch import (
 __all__ = [
     "CredentialCheck",
     "Decision",
+    "FollowUp",
+    "Lease",
+    "LeaseLost",
     "Reaction",
     "RetryLater",
     "StopDrain",
-    "acquire_lease",
     "apply_change",
+    "ask_for_drain_on_commit",
     "backoff",
     "cancel_run",
     "check_credentials",
     "client_for",
     "drain",
+    "drain_once",
     "finish_run",
     "in_scope_funders",
     "is_archived",

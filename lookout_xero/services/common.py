@@ -61,7 +61,7 @@ def in_scope_funders(connection: XeroConnection):
 # --- Xero client for a connection -------------------------------------------------------------
 
 
-def client_for(connection: XeroConnection) -> XeroClient:
+def client_for(connection: XeroConnection, *, before_request=None) -> XeroClient:
     token = None
     if connection.access_token and connection.access_token_expires_at:
         token = Token(connection.access_token, connection.access_token_expires_at)
@@ -79,6 +79,7 @@ def client_for(connection: XeroConnection) -> XeroClient:
         Credentials(connection.client_id, connection.client_secret, connection.scope.strip()),
         token=token,
         on_new_token=store,
+        before_request=before_request,
     )
 
 
@@ -89,7 +90,7 @@ def remember_limits(connection: XeroConnection, client: XeroClient) -> None:
     XeroConnection.objects.filter(pk=connection.pk).update(
         min_limit_remaining=limits.minute_remaining,
         day_limit_remaining=limits.day_remaining,
-        limits_seen_at=timezone.now(),
+        limits_seen_at=limits.seen_at or timezone.now(),
     )
 
 

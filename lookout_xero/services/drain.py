@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,37 +32,58 @@ from .common import (
     write_log,
 )
 from .full_sync import link_to_contact, record_conflict
-from .policy import Reaction, react_to
+from .lease import Lease, LeaseLost, seconds_until_free
+from .pacing import Pacer
+from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, react_to
 
 Outcome = SyncLog.Outcome
 
 
 NAME_CLASH = "already assigned to another contact"
-# Longest a drain schedules its own follow-up; beyond that, the sweep picks the work up.
-MAX_FOLLOW_UP_SECONDS = 3600
 
 
 # --- drain: push pending funders --------------------------------------------------------------
 
 
-def drain(connection_id: int) -> float | None:
-    """Push this organisation's pending funders. Returns seconds until more work is due, if any.
+@dataclass(frozen=True)
+class FollowUp:
+    """When the organisation's drain should run again, and whether it waits for a lease."""
 
-    Only one drain per organisation runs at a time, across all workers and machines.
+    seconds: float
+    for_lease: bool = False
+
+
+def drain(connection_id: int) -> float | None:
+    """Push this organisation's pending funders. Returns seconds until more work is due, if any."""
+    follow_up = drain_once(connection_id, waited_for_lease=True)
+    return follow_up.seconds if follow_up else None
+
+
+def drain_once(connection_id: int, *, waited_for_lease: bool = False) -> FollowUp | None:
+    """One drain of an organisation, and when the next one should run (None: nothing due).
+
+    Only one drain per organisation runs at a time, across all workers and machines. One
+    turned away by another's lease comes back once, when that lease would expire: if the
+    holder died, it takes over then; if the holder renewed it, the holder does the work.
     """
-    lease = acquire_lease(connection_id)
+    lease = Lease.acquire(connection_id)
     if lease is None:
-        return None  # another worker is draining; it loops until the outbox is empty
+        if waited_for_lease:
+            return None
+        remaining = seconds_until_free(connection_id)
+        return None if remaining is None else FollowUp(remaining + 1, for_lease=True)
     try:
         wait = _drain_batches(connection_id, lease)
+    except LeaseLost:
+        return None  # the lease expired under us and another worker took it: it carries on
     finally:
-        XeroConnection.objects.filter(pk=connection_id, lease_token=lease).update(
-            lease_token="", lease_expires_at=None
-        )
+        lease.release()
+        # From here on a save asks for a drain of its own again.
+        XeroConnection.objects.filter(pk=connection_id).update(drain_requested=False)
     if wait is None:
         # A funder queued while we held the lease had its own drain turned away: pick it up.
         wait = next_due_in(connection_id)
-    return None if wait is None else min(wait, MAX_FOLLOW_UP_SECONDS)
+    return None if wait is None else FollowUp(min(wait, MAX_FOLLOW_UP_SECONDS))
 
 
 def next_due_in(connection_id: int) -> float | None:
@@ -80,25 +100,11 @@ def next_due_in(connection_id: int) -> float | None:
     return max(0.0, (due - timezone.now()).total_seconds())
 
 
-def acquire_lease(connection_id: int) -> str | None:
-    token = uuid.uuid4().hex
-    now = timezone.now()
-    taken = (
-        XeroConnection.objects.filter(pk=connection_id)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .update(
-            lease_token=token, lease_expires_at=now + timedelta(seconds=conf.get("LEASE_SECONDS"))
-        )
-    )
-    return token if taken else None
-
-
-def _drain_batches(connection_id: int, lease: str) -> float | None:
+def _drain_batches(connection_id: int, lease: Lease) -> float | None:
     client = None
     while True:
-        connection = XeroConnection.objects.filter(pk=connection_id, lease_token=lease).first()
-        if connection is None:
-            return None  # lease lost (expired and taken): the new holder carries on
+        lease.renew()
+        connection = XeroConnection.objects.get(pk=connection_id)
         if not connection.enabled:
             OutboxEntry.objects.filter(connection=connection).delete()
             return None
@@ -111,10 +117,9 @@ def _drain_batches(connection_id: int, lease: str) -> float | None:
         )
         if not entries:
             return None
-        XeroConnection.objects.filter(pk=connection_id, lease_token=lease).update(
-            lease_expires_at=timezone.now() + timedelta(seconds=conf.get("LEASE_SECONDS"))
+        client = client or client_for(
+            connection, before_request=_renewing_pacer(connection_id, lease)
         )
-        client = client or client_for(connection)
         try:
             _push_batch(connection, client, entries)
         except RetryLater as later:
@@ -123,11 +128,22 @@ def _drain_batches(connection_id: int, lease: str) -> float | None:
             return None
         finally:
             remember_limits(connection, client)
-        reserve = conf.get("MIN_LIMIT_RESERVE")
-        left = client.limits.minute_remaining
-        if left is not None and left <= reserve:
-            # Slow down before Xero has to say 429: spread what is left of this minute.
-            return 60.0 / (left + 1)
+
+
+def _renewing_pacer(connection_id: int, lease: Lease):
+    """Before each call: renew the lease, then keep under the minute limit (end the drain and
+    come back after the wait, rather than hold a worker while waiting)."""
+    pacer = Pacer(connection_id, wait=_retry_later)
+
+    def before_request(client: XeroClient) -> None:
+        lease.renew()
+        pacer(client)
+
+    return before_request
+
+
+def _retry_later(seconds: float) -> None:
+    raise RetryLater(seconds)
 
 
 @dataclass
@@ -223,12 +239,13 @@ def _prepare(item: _Item) -> bool:
 
 
 def _needs_look_up(item: _Item) -> bool:
-    """Not linked yet, and not already looked for by a full sync (unless a try failed since)."""
+    """Not linked yet, and not looked for since its last failed try (a lost answer may have
+    created it)."""
     return (
         item.outcome != Outcome.ARCHIVED
         and not item.link.xero_contact_id
         and item.link.matched_by != XeroContactLink.MatchedBy.PERSON
-        and (not item.entry.looked_up or item.entry.attempts > 0)
+        and not item.entry.looked_up
     )
 
 
@@ -255,6 +272,8 @@ def _look_up_existing(
     except XeroError as exc:
         _handle_request_error(connection, [i.entry for i in to_send], exc)
         return []  # a permanent error: every entry was recorded as failed
+    # Remembered: a drain that stops before its POST (pacing) does not look again.
+    OutboxEntry.objects.filter(pk__in=[i.entry.pk for i in to_look_up]).update(looked_up=True)
     index = ContactIndex(found)
     claimed = set(
         XeroContactLink.objects.filter(
@@ -488,6 +507,7 @@ def _retry_or_give_up(connection, entries: list[OutboxEntry], exc: XeroError) ->
             attempts=F("attempts") + 1,
             due_at=timezone.now() + timedelta(seconds=decision.seconds),
             last_error=str(exc),
+            looked_up=False,  # the failed POST may have created the contact: look first
         )
     if waits:
         write_log(connection, Outcome.RETRYING, http_status=exc.status_code, message=str(exc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
@@ -23,13 +24,16 @@ from .common import (
     remember_limits,
     write_log,
 )
-from .policy import Reaction, react_to
+from .pacing import Pacer
+from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, react_to
 
 Outcome = SyncLog.Outcome
 
 
 # Funders read and planned per step; disabling or cancelling is noticed between steps.
 PLAN_CHUNK = 500
+# Longest a planner goes without a heartbeat while it waits for Xero's minute limit.
+HEARTBEAT_SECONDS = 10
 REPORT_KEYS = ("create", "link", "conflict", "invalid", "warnings")
 REPORT_LIST_LIMIT = 500
 
@@ -75,10 +79,36 @@ def _claim(run_id: int) -> SyncRun | None:
         return None
     if connection.is_paused or (connection.state == XeroConnection.State.ERROR and not run.dry_run):
         return None  # the sweep starts it again once the connection is usable
+    now = timezone.now()
     claimed = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.PENDING).update(
-        status=SyncRun.Status.RUNNING, started_at=run.started_at or timezone.now()
+        status=SyncRun.Status.RUNNING, started_at=run.started_at or now, heartbeat_at=now
     )
     return run if claimed else None
+
+
+def _heartbeat(run: SyncRun) -> None:
+    """Tell the sweep this run's planner is alive (a stale heartbeat means it died)."""
+    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+
+
+def _sleep_with_heartbeat(run: SyncRun, seconds: float) -> None:
+    """Wait for Xero's minute limit inside the planning task, still showing signs of life."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, HEARTBEAT_SECONDS))
+        _heartbeat(run)
+
+
+def _planner_hook(run: SyncRun):
+    """Before each call while planning: a heartbeat, then pacing (by sleeping: planning a
+    large organisation reads many pages, and starting over would cost them all again)."""
+    pacer = Pacer(run.connection_id, wait=lambda seconds: _sleep_with_heartbeat(run, seconds))
+
+    def before_request(client) -> None:
+        _heartbeat(run)
+        pacer(client)
+
+    return before_request
 
 
 def _unclaim(run: SyncRun) -> None:
@@ -90,7 +120,7 @@ def _unclaim(run: SyncRun) -> None:
 def _read_contacts(run: SyncRun) -> ContactIndex:
     """Every contact of the organisation, archived included."""
     connection = run.connection
-    client = client_for(connection)
+    client = client_for(connection, before_request=_planner_hook(run))
     try:
         tenants = client.get_tenants()
         if tenants and not run.dry_run:
@@ -115,7 +145,7 @@ def _after_read_error(run: SyncRun, exc: XeroError, attempt: int) -> float | Non
         return None
     if decision.reaction in (Reaction.WAIT, Reaction.RETRY):
         _unclaim(run)
-        return decision.seconds
+        return min(decision.seconds, MAX_FOLLOW_UP_SECONDS)
     finish_run(run, SyncRun.Status.FAILED, message=wording.could_not_read_contacts(exc))
     return None
 
@@ -153,6 +183,7 @@ def _plan(run: SyncRun, index: ContactIndex) -> dict | None:
     while chunk := list(islice(iterator, PLAN_CHUNK)):
         if not run.dry_run and _stopped(run):
             return None
+        _heartbeat(run)
         planner.plan_chunk(chunk)
     return planner.finished_report()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .. import conf, dispatch
@@ -17,24 +17,62 @@ from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactL
 def queue_funder(connection_id: int, funder_id) -> bool:
     """Upsert the funder's outbox row: a hundred saves of one funder are one pending push.
 
-    Returns True when a drain must be asked for: the row is new, or it was waiting for a later
-    time (a backoff). A row already due has its drain asked for already; that drain loops until
-    the outbox is empty and only clears a row whose version it pushed, so it takes this change.
+    One statement. Returns True when it created the row (the funder's first pending change).
+    Each save bumps the row's version: a push only clears the row if it pushed the latest.
     """
     now = timezone.now()
+    db = connections[router.db_for_write(OutboxEntry)]
+    if db.vendor not in UPSERT_VENDORS:
+        return _queue_funder_portably(connection_id, funder_id, now)
+    table = db.ops.quote_name(OutboxEntry._meta.db_table)
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} "  # noqa: S608 - a table name from the model, values bound
+            "(connection_id, funder_id, version, attempts, due_at, looked_up, last_error, "
+            "created_at) VALUES (%s, %s, 1, 0, %s, %s, '', %s) "
+            "ON CONFLICT (connection_id, funder_id) DO UPDATE SET "
+            f"version = {table}.version + 1, attempts = 0, due_at = excluded.due_at, "
+            "last_error = '' RETURNING version",
+            [connection_id, funder_id, now, False, now],
+        )
+        (version,) = cursor.fetchone()
+    return version == 1
+
+
+# Both speak INSERT ... ON CONFLICT ... RETURNING (SQLite since 3.35).
+UPSERT_VENDORS = {"postgresql", "sqlite"}
+
+
+def _queue_funder_portably(connection_id: int, funder_id, now) -> bool:
     rows = OutboxEntry.objects.filter(connection_id=connection_id, funder_id=funder_id)
-    bump = {"version": F("version") + 1, "attempts": 0, "last_error": ""}
-    if rows.filter(due_at__lte=now).update(**bump):
+    bump = {"version": F("version") + 1, "attempts": 0, "last_error": "", "due_at": now}
+    if rows.update(**bump):
         return False
-    if rows.update(**bump, due_at=now):
-        return True
     try:
         with transaction.atomic():
             OutboxEntry.objects.create(connection_id=connection_id, funder_id=funder_id, due_at=now)
-    except IntegrityError:  # a concurrent save created it first, and asked for its drain
+    except IntegrityError:  # a concurrent save created it first
         rows.update(**bump)
         return False
     return True
+
+
+def ask_for_drain_on_commit(connection_id: int) -> None:
+    """Once committed, publish a drain unless one is already asked for and not finished.
+
+    The marker is set outside the funder's transaction, so it never holds a lock on the
+    connection row while the host's transaction runs. The drain clears it when it ends.
+    """
+
+    def ask() -> None:
+        asked = XeroConnection.objects.filter(pk=connection_id, drain_requested=False).update(
+            drain_requested=True
+        )
+        if asked and not dispatch.send(dispatch.DRAIN_OUTBOX, connection_id):
+            # The broker is down: let the next save try again (the sweep also will).
+            XeroConnection.objects.filter(pk=connection_id).update(drain_requested=False)
+
+    transaction.on_commit(ask)
 
 
 def push_now(connection: XeroConnection, funder_ids) -> int:
@@ -45,9 +83,9 @@ def push_now(connection: XeroConnection, funder_ids) -> int:
     XeroContactLink.objects.filter(
         connection=connection, funder_id__in=ids, state=XeroContactLink.State.IGNORED
     ).update(state=XeroContactLink.State.PENDING)
-    asked = [queue_funder(connection.pk, funder_id) for funder_id in ids]
-    if any(asked):
-        dispatch.drain_on_commit(connection.pk)
+    for funder_id in ids:
+        queue_funder(connection.pk, funder_id)
+    dispatch.drain_on_commit(connection.pk)  # a person asked: now, marker or not
     return len(ids)
 
 
@@ -71,21 +109,26 @@ def sweep() -> dict[str, int]:
     runs = SyncRun.objects.filter(
         connection__in=usable, status=SyncRun.Status.PENDING, created_at__lt=stale
     )
-    # A worker that died while planning leaves its run RUNNING and unplanned: plan it again.
+    # A worker that died while planning leaves its run RUNNING, unplanned, and silent.
     stuck = now - timedelta(seconds=conf.get("LEASE_SECONDS"))
     orphaned = SyncRun.objects.filter(
         connection__in=usable,
         status=SyncRun.Status.RUNNING,
         planned_at__isnull=True,
-        started_at__lt=stuck,
+        heartbeat_at__lt=stuck,
     )
     if orphaned.exists():  # (the sweep of an idle system only reads)
         orphaned.update(status=SyncRun.Status.PENDING)
     run_ids = list(runs.values_list("pk", flat=True))
     for run_id in run_ids:
         dispatch.send(dispatch.START_FULL_SYNC, run_id)
+    # Work is due and nobody holds the lease: its drain was lost, or its holder died. (A live
+    # holder renews its lease and loops until the outbox is empty: no need to nudge it.)
     connection_ids = list(
-        usable.filter(outbox__due_at__lte=now).values_list("pk", flat=True).distinct()
+        usable.filter(outbox__due_at__lte=now)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .values_list("pk", flat=True)
+        .distinct()
     )
     for connection_id in connection_ids:
         dispatch.send(dispatch.DRAIN_OUTBOX, connection_id)
