@@ -16,7 +16,7 @@ contacts store and its validation), ``contacts_api`` (the Contacts endpoints), `
 (the ``where`` filter), ``limits`` (rate limits), ``wire`` (requests and replies).
 """
 
-from .contacts import FakeOrg
+from .org import FakeOrg
 from .server import FakeXero
 from .wire import RecordedRequest
 

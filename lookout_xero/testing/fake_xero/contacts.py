@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 import time
 import uuid
-from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .limits import TenantUsage
-from .wire import ZERO_GUID, Reply, ms_date
-
-if TYPE_CHECKING:
-    from .server import FakeXero
+from .wire import ZERO_GUID, ms_date
 
 NAME_EMPTY = "Contact Name cannot be empty."
 EMAIL_INVALID = "Email address must be valid."
@@ -87,54 +82,27 @@ def fold(value: str | None) -> str:
     return (value or "").strip().lower()
 
 
-class FakeOrg:
-    """One Xero organisation reachable through one custom connection (client id)."""
+class ContactStore:
+    """One organisation's contacts, guarded by the fake's data lock."""
 
-    def __init__(
-        self,
-        fake: FakeXero,
-        client_id: str,
-        client_secret: str,
-        name: str,
-        scopes: Iterable[str],
-        reject_explicit_scope: bool,
-    ) -> None:
-        self._fake = fake
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.name = name
-        self.tenant_id = str(uuid.uuid4())
-        self.scopes: tuple[str, ...] = tuple(scopes)
-        self.reject_explicit_scope = reject_explicit_scope
+    def __init__(self, lock: threading.RLock) -> None:
+        self._lock = lock
         self.contacts: dict[str, dict] = {}
-        self.usage = TenantUsage()
-        self.created_at = datetime.now(UTC)
-        # Idempotency-Key -> (request fingerprint, reply, expiry); see contacts_api.
-        self.idempotency: dict[str, tuple[tuple[str, str, bytes], Reply, float]] = {}
-
-    def __repr__(self) -> str:
-        return f"<FakeOrg {self.name!r} client_id={self.client_id!r} contacts={len(self.contacts)}>"
-
-    @property
-    def calls_today(self) -> int:
-        return self.usage.calls_today
-
-    @property
-    def calls_this_minute(self) -> int:
-        return self.usage.calls_this_minute
-
-    @property
-    def in_flight(self) -> int:
-        return self.usage.in_flight
 
     def add_contact(self, **fields: Any) -> dict:
-        """Seed a pre-existing contact (no uniqueness check) and return the stored copy."""
-        with self._fake._lock:
+        """Seed a pre-existing contact (no uniqueness check) and return the stored copy.
+
+        ``MergedToContactID`` may be given, to seed a contact already merged into another.
+        """
+        with self._lock:
             contact_id = str(fields.pop("ContactID", None) or uuid.uuid4()).lower()
+            merged_to = fields.pop("MergedToContactID", None)
             stored = blank_contact(contact_id)
             errors = apply_fields(stored, fields, creating=True)
             if errors:
                 raise ValueError("; ".join(errors))
+            if merged_to:
+                stored["MergedToContactID"] = str(merged_to).lower()
             stored["UpdatedDateUTC"] = ms_date(time.time(), offset=True)
             self.contacts[contact_id] = stored
             return copy.deepcopy(stored)
@@ -143,7 +111,7 @@ class FakeOrg:
         self, *, name: str | None = None, email: str | None = None, number: str | None = None
     ) -> list[dict]:
         """Return stored contacts (archived included) matching every given criterion."""
-        with self._fake._lock:
+        with self._lock:
             found = []
             for contact in self.contacts.values():
                 if name is not None and fold(contact.get("Name")) != fold(name):
@@ -155,12 +123,25 @@ class FakeOrg:
                 found.append(copy.deepcopy(contact))
             return found
 
-    def set_limits(
-        self, *, minute_remaining: int | None = None, day_remaining: int | None = None
-    ) -> None:
-        """Force the counters so the next call sees these remaining allowances."""
-        with self._fake._lock:
-            self._fake._limiter.force(self.usage, minute_remaining, day_remaining)
+    def resolve(self, ref: str) -> str:
+        """The ContactID a person means by ``ref``: a ContactID, a ContactNumber or a name.
+
+        A name must be unique (among active contacts when several share it).
+        """
+        with self._lock:
+            if ref.strip().lower() in self.contacts:
+                return ref.strip().lower()
+            for candidates in (
+                [c for c in self.contacts.values() if c.get("ContactNumber") == ref],
+                [c for c in self.contacts.values() if fold(c.get("Name")) == fold(ref)],
+            ):
+                if len(candidates) > 1:
+                    candidates = [c for c in candidates if c["ContactStatus"] == "ACTIVE"]
+                if len(candidates) == 1:
+                    return candidates[0]["ContactID"]
+                if candidates:
+                    raise ValueError(f"{ref!r} names several contacts; use a ContactID.")
+            raise ValueError(f"No contact {ref!r}.")
 
     # -- the API's writes; callers hold the fake's data lock
 
@@ -324,3 +305,15 @@ def failed(element: dict, contact_id: str, errors: list[str]) -> dict:
     echoed["HasValidationErrors"] = True
     echoed["ValidationErrors"] = [{"Message": message} for message in errors]
     return echoed
+
+
+def public_copy(contact: dict, *, with_merge: bool) -> dict:
+    """The contact as an answer shows it.
+
+    Xero returns ``MergedToContactID`` only on paged reads and when a contact is fetched by
+    its ContactID or ContactNumber (docs/xero.md, "Merged contacts").
+    """
+    shown = copy.deepcopy(contact)
+    if not with_merge:
+        shown.pop("MergedToContactID", None)
+    return shown

@@ -6,13 +6,13 @@ counted it against the limits, and hold the fake's data lock.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from typing import Any
 from urllib.parse import unquote
 
-from .contacts import SEARCH_FIELDS, FakeOrg
+from .contacts import SEARCH_FIELDS, public_copy
+from .org import FakeOrg
 from .where import QueryError, matches, parse_where
 from .wire import (
     RecordedRequest,
@@ -80,17 +80,18 @@ def _get_one(org: FakeOrg, ident: str) -> Reply:
         contact = next((c for c in org.contacts.values() if c.get("ContactNumber") == ident), None)
     if contact is None:
         return not_found()
-    return json_reply(200, envelope({"Contacts": [copy.deepcopy(contact)]}))
+    return json_reply(200, envelope({"Contacts": [public_copy(contact, with_merge=True)]}))
 
 
 def _list(org: FakeOrg, record: RecordedRequest) -> Reply:
     query = {k.lower(): v[-1] for k, v in record.query.items()}
     contacts = list(org.contacts.values())
-    if query.get("includearchived", "").lower() != "true":
-        contacts = [c for c in contacts if c.get("ContactStatus") != "ARCHIVED"]
     if query.get("ids"):
+        # Asking by ContactID finds archived (and merged) contacts too; see docs/xero.md.
         wanted = {i.strip().lower() for i in query["ids"].split(",") if i.strip()}
         contacts = [c for c in contacts if c["ContactID"] in wanted]
+    elif query.get("includearchived", "").lower() != "true":
+        contacts = [c for c in contacts if c.get("ContactStatus") != "ARCHIVED"]
     if query.get("where"):
         try:
             groups = parse_where(query["where"])
@@ -109,7 +110,8 @@ def _list(org: FakeOrg, record: RecordedRequest) -> Reply:
         contacts = [c for c in contacts if (parse_ms_date(c["UpdatedDateUTC"]) or 0) >= since]
 
     payload: dict[str, Any] = {}
-    if "page" in query:
+    paged = "page" in query
+    if paged:
         try:
             page = max(1, int(query["page"]))
             size = min(1000, max(1, int(query.get("pagesize") or 100)))
@@ -123,7 +125,7 @@ def _list(org: FakeOrg, record: RecordedRequest) -> Reply:
             "itemCount": total,
         }
         contacts = contacts[(page - 1) * size : page * size]
-    payload["Contacts"] = copy.deepcopy(contacts)
+    payload["Contacts"] = [public_copy(c, with_merge=paged) for c in contacts]
     return json_reply(200, envelope(payload))
 
 
@@ -145,6 +147,7 @@ def _save(org: FakeOrg, record: RecordedRequest, *, mode: str, path_id: str | No
             summarize = False
 
     results = [org.save_element(element, mode, path_id) for element in elements]
+    results = [(public_copy(element, with_merge=False), ok) for element, ok in results]
     if summarize:
         failed = [element for element, ok in results if not ok]
         if failed:

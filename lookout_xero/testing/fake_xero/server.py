@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,9 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
-from . import contacts_api
-from .contacts import FakeOrg
+from . import contacts_api, control
 from .limits import RateLimiter
+from .org import FakeOrg
 from .wire import (
     CONNECTIONS_PATH,
     DROP,
@@ -78,8 +79,10 @@ class FakeXero:
         token_ttl: int = 1800,
         app_minute_limit: int = 10000,
         idempotency_ttl: float = 360,
+        webhook_timeout: float = 10.0,
     ) -> None:
         self.token_ttl = token_ttl
+        self.webhook_timeout = webhook_timeout
         self.idempotency_ttl = idempotency_ttl
         self.requests: list[RecordedRequest] = []
         self._limiter = RateLimiter(
@@ -155,14 +158,26 @@ class FakeXero:
         *,
         scopes: Iterable[str] = ("accounting.contacts",),
         reject_explicit_scope: bool = False,
+        webhook_url: str | None = None,
+        webhook_key: str | None = None,
     ) -> FakeOrg:
-        """Register an organisation reachable with these custom-connection credentials."""
+        """Register an organisation reachable with these custom-connection credentials.
+
+        With ``webhook_url`` and ``webhook_key``, the bookkeeper's changes in this organisation
+        are announced by signed webhooks (see ``FakeOrg.set_webhook``).
+        """
         with self._lock:
             if client_id in self._orgs:
                 raise ValueError(f"client_id {client_id!r} already has an organisation")
             org = FakeOrg(self, client_id, client_secret, name, scopes, reject_explicit_scope)
+            org.set_webhook(webhook_url, webhook_key)
             self._orgs[client_id] = org
             return org
+
+    def organisations(self) -> list[FakeOrg]:
+        """Every registered organisation, in the order they were added."""
+        with self._lock:
+            return list(self._orgs.values())
 
     def org(self, client_id: str) -> FakeOrg:
         """Return the organisation registered for ``client_id``."""
@@ -183,6 +198,30 @@ class FakeXero:
         """Requests made with a token of that org, plus its token requests."""
         with self._log_lock:
             return [r for r in self.requests if r.client_id == client_id]
+
+    def call_counts(self, client_id: str | None = None) -> Counter[str]:
+        """How many requests of each kind were made (see ``RecordedRequest.kind``)."""
+        with self._log_lock:
+            return Counter(
+                r.kind for r in self.requests if client_id is None or r.client_id == client_id
+            )
+
+    def count(self, *kinds: str, client_id: str | None = None) -> int:
+        """How many requests of these kinds (of any kind when none is named) were made."""
+        counts = self.call_counts(client_id)
+        return sum(counts[kind] for kind in kinds) if kinds else sum(counts.values())
+
+    def writes_to(self, contact_id: str, client_id: str | None = None) -> list[RecordedRequest]:
+        """PUT/POST requests that name this ContactID in their path or body."""
+        wanted = contact_id.lower()
+        with self._log_lock:
+            return [
+                r
+                for r in self.requests
+                if r.is_write
+                and wanted in r.contact_ids
+                and (client_id is None or r.client_id == client_id)
+            ]
 
     def expire_tokens(self) -> None:
         """Make every issued token invalid; the next API call gets 401 TokenExpired."""
@@ -475,6 +514,11 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
+        if control.is_control_path(split.path):
+            # A person acting in "Xero's screens": not an API call, so neither logged,
+            # counted against limits, nor subject to injected faults.
+            self._send(control.serve(fake, self.command, split.path, split.query, body))
+            return
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
             parsed = json.loads(body) if body.strip() else None
