@@ -952,3 +952,32 @@ def test_command_line_serves_and_acts_as_the_bookkeeper(receiver: Receiver) -> N
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_deliver_webhook_sends_any_body_signed_or_not(org: FakeOrg, receiver: Receiver) -> None:
+    """Own payloads for receiver tests: signed by default, tampered, or with no signature."""
+    org.set_webhook(receiver.url, WEBHOOK_KEY)
+    invoice = json.dumps(
+        {
+            "events": [{"resourceId": "x", "eventCategory": "INVOICE", "tenantId": "other"}],
+            "firstEventSequence": 7,
+            "lastEventSequence": 7,
+            "entropy": "ABC",
+        }
+    ).encode()
+    signed = org.deliver_webhook(invoice)
+    assert (signed.correctly_signed, signed.status, signed.events[0]["eventCategory"]) == (
+        True,
+        200,
+        "INVOICE",
+    )
+    tampered = org.deliver_webhook(invoice.replace(b"7", b"8"), signature=signed.signature)
+    assert (tampered.correctly_signed, tampered.status, tampered.as_xero_expects) == (
+        False,
+        401,
+        True,
+    )
+    unsigned = org.deliver_webhook(b"not json", signature="")
+    assert (unsigned.status, unsigned.events) == (401, [])
+    assert "x-xero-signature" not in receiver.received[-1][0]
+    assert receiver.received[0][1] == invoice

@@ -113,13 +113,24 @@ class FakeOrg(ContactStore):
         """
         return self.webhooks.intent_to_receive()
 
+    def deliver_webhook(self, body: bytes, *, signature: str | None = None) -> WebhookDelivery:
+        """POST a body of your own to the webhook URL: another tenant's event, an INVOICE one,
+        a tampered body (pass the original's ``signature``) or an unsigned one (``""``).
+
+        Signed with the organisation's key unless ``signature`` is given.
+        """
+        return self.webhooks.deliver(body, signature)
+
     def resend(self, delivery: WebhookDelivery) -> WebhookDelivery:
         """Deliver an earlier payload again, byte for byte, as Xero does when it retries."""
         return self.webhooks.resend(delivery)
 
     @contextmanager
     def webhook_batch(self) -> Iterator[WebhookBatch]:
-        """Hold the events of the actions in this block and deliver them in one payload."""
+        """Hold the events of the actions in this block and deliver them in one payload.
+
+        Meant for one thread: actions from other threads meanwhile are held too.
+        """
         batch = WebhookBatch()
         self._held_events = []
         try:

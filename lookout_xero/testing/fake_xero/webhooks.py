@@ -82,12 +82,18 @@ class WebhookDelivery:
     error: str | None = None
 
     @property
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> Any:
         return json.loads(self.body)
 
     @property
     def events(self) -> list[dict[str, str]]:
-        return self.payload["events"]
+        """The events sent ([] for a body that is not Xero's shape)."""
+        try:
+            payload = self.payload
+        except ValueError:
+            return []
+        events = payload.get("events") if isinstance(payload, dict) else None
+        return events if isinstance(events, list) else []
 
     @property
     def as_xero_expects(self) -> bool:
@@ -164,6 +170,12 @@ class WebhookSender:
             deliveries.append(self._post(body, sign(key, body), correctly_signed=correctly_signed))
         return deliveries
 
+    def deliver(self, body: bytes, signature: str | None = None) -> WebhookDelivery:
+        """POST any body, signed with the key unless a ``signature`` is given ("" sends none)."""
+        right = sign(self._require_key(), body)
+        signature = right if signature is None else signature
+        return self._post(body, signature, correctly_signed=hmac.compare_digest(signature, right))
+
     def resend(self, delivery: WebhookDelivery) -> WebhookDelivery:
         """Send an earlier delivery again, byte for byte (as Xero's retries do)."""
         self._require_key()
@@ -184,11 +196,10 @@ class WebhookSender:
         target = split.path or "/"
         if split.query:
             target += "?" + split.query
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            SIGNATURE_HEADER: signature,
-            "User-Agent": "fake-xero-webhooks/1.0",
-        }
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        if signature:
+            headers[SIGNATURE_HEADER] = signature
+        headers["User-Agent"] = "fake-xero-webhooks/1.0"
         started = time.monotonic()
         connection = connection_class(split.netloc, timeout=self.timeout)
         try:
