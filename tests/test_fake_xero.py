@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import base64
+import hashlib
+import hmac
+import json
+import re
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -442,3 +454,530 @@ def test_request_log_and_reset(fake: FakeXero, api: requests.Session) -> None:
     assert fake.requests == []
     with pytest.raises(KeyError):
         fake.org(CLIENT_ID)
+
+
+# ----------------------------------------------------------------------------- package shape
+
+
+def test_the_fake_uses_only_the_standard_library_and_itself() -> None:
+    """The fake runs anywhere: no third-party imports and none of lookout_xero's other code."""
+    package = Path(__file__).resolve().parents[1] / "lookout_xero" / "testing" / "fake_xero"
+    modules = sorted(package.glob("*.py"))
+    assert len(modules) >= 6
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text(), str(module))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names or top == "__future__", (module.name, name)
+
+
+# ----------------------------------------------------------------------------- merged contacts
+
+
+def test_ids_lookup_finds_archived_and_only_paged_reads_show_merges(
+    fake: FakeXero, org: FakeOrg, api: requests.Session
+) -> None:
+    """IDs finds archived contacts; MergedToContactID shows on paged reads and GET by id only."""
+    loser = org.add_contact(Name="Old Trust")
+    survivor = org.add_contact(Name="New Trust")
+    org.merge(loser["ContactID"], survivor["ContactID"])
+    ids = f"{loser['ContactID']},{survivor['ContactID']}"
+
+    paged = api.get(contacts_url(fake), params={"IDs": ids, "page": 1}).json()["Contacts"]
+    by_id = {c["ContactID"]: c for c in paged}
+    assert by_id[loser["ContactID"]]["ContactStatus"] == "ARCHIVED"
+    assert by_id[loser["ContactID"]]["MergedToContactID"] == survivor["ContactID"]
+    assert "MergedToContactID" not in by_id[survivor["ContactID"]]
+
+    unpaged = api.get(contacts_url(fake), params={"IDs": ids}).json()["Contacts"]
+    assert len(unpaged) == 2
+    assert all("MergedToContactID" not in c for c in unpaged)
+    archived = api.get(contacts_url(fake), params={"includeArchived": "true"}).json()
+    assert all("MergedToContactID" not in c for c in archived["Contacts"])
+    assert [c["Name"] for c in api.get(contacts_url(fake)).json()["Contacts"]] == ["New Trust"]
+
+    one = api.get(contacts_url(fake, "/" + loser["ContactID"])).json()["Contacts"][0]
+    assert one["MergedToContactID"] == survivor["ContactID"]
+    written = api.post(
+        contacts_url(fake, "/" + loser["ContactID"]), json={"Contacts": [{"FirstName": "X"}]}
+    )
+    assert written.status_code == 200
+    assert "MergedToContactID" not in written.json()["Contacts"][0]
+    assert org.contacts[loser["ContactID"]]["MergedToContactID"] == survivor["ContactID"]
+
+
+def test_merge_rules_and_chains(org: FakeOrg) -> None:
+    """Merges chain X→Y→Z; merging into itself, an archived or an unknown contact is refused."""
+    x, y, z = (org.add_contact(Name=name)["ContactID"] for name in ("X", "Y", "Z"))
+    change = org.merge(x, y)
+    assert change.delivery is None  # no webhook configured: the change still happens
+    assert change.contact["MergedToContactID"] == y
+    org.merge(y, z)
+    assert org.contacts[x]["MergedToContactID"] == y
+    assert org.contacts[y]["MergedToContactID"] == z
+    assert org.contacts[y]["ContactStatus"] == "ARCHIVED"
+
+    spare = org.add_contact(Name="Spare")["ContactID"]
+    for into, message in ((spare, "itself"), (x, "ACTIVE"), ("no-such-id", "No contact")):
+        with pytest.raises(ValueError, match=message):
+            org.merge(spare, into)
+    with pytest.raises(ValueError, match="merged into another cannot be restored"):
+        org.restore(x)
+    assert org.contacts[spare]["ContactStatus"] == "ACTIVE"
+    assert "MergedToContactID" not in org.contacts[spare]
+
+
+# ----------------------------------------------------------------------------- bookkeeper
+
+
+def test_bookkeeper_archive_restore_gdpr_and_edit(org: FakeOrg) -> None:
+    """Each action changes the stored contact as Xero's screens would, or refuses clearly."""
+    contact_id = org.add_contact(Name="Kite Trust", EmailAddress="k@example.org")["ContactID"]
+    before = org.contacts[contact_id]["UpdatedDateUTC"]
+    time.sleep(0.01)
+
+    assert org.archive(contact_id).contact["ContactStatus"] == "ARCHIVED"
+    assert org.contacts[contact_id]["UpdatedDateUTC"] != before
+    with pytest.raises(ValueError, match="Only an ACTIVE contact can be archived"):
+        org.archive(contact_id)
+    clash = org.add_contact(Name="KITE TRUST")["ContactID"]
+    with pytest.raises(ValueError, match="must be unique across all active contacts"):
+        org.restore(contact_id)
+    org.archive(clash)
+    assert org.restore(contact_id).contact["ContactStatus"] == "ACTIVE"
+
+    edited = org.edit(contact_id, EmailAddress="", Phones=[{"PhoneNumber": "555"}])
+    assert "EmailAddress" not in edited.contact
+    assert org.contacts[contact_id]["Phones"][0]["PhoneNumber"] == "555"
+    with pytest.raises(ValueError, match="ContactStatus cannot be edited"):
+        org.edit(contact_id, ContactStatus="ACTIVE")
+    with pytest.raises(ValueError, match="Email address must be valid"):
+        org.edit(contact_id, EmailAddress="nope")
+    org.edit(clash, Name="kite trust")  # an archived contact may share an active name...
+    with pytest.raises(ValueError, match="already assigned"):
+        org.restore(clash)  # ...but cannot come back under it
+    third = org.add_contact(Name="Third")["ContactID"]
+    with pytest.raises(ValueError, match="already assigned"):
+        org.edit(third, Name="Kite Trust")
+
+    assert org.gdpr_request(contact_id).contact["ContactStatus"] == "GDPRREQUEST"
+    with pytest.raises(ValueError, match="already under a GDPR request"):
+        org.gdpr_request(contact_id)
+    with pytest.raises(ValueError, match="No contact"):
+        org.archive("missing")
+    created = org.create(Name="Brand New", EmailAddress="n@example.org").contact
+    assert org.contacts[created["ContactID"]]["Name"] == "Brand New"
+    with pytest.raises(ValueError, match="already assigned"):
+        org.create(Name="brand new")
+
+
+# ----------------------------------------------------------------------------- webhooks
+
+WEBHOOK_KEY = "rK9+webhook/signing==key"
+EVENT_KEYS = {
+    "resourceUrl",
+    "resourceId",
+    "eventDateUtc",
+    "eventType",
+    "eventCategory",
+    "tenantId",
+    "tenantType",
+}
+
+
+def xero_signature(key: str, body: bytes) -> str:
+    """Xero's documented signature, computed here independently of the fake."""
+    return base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
+
+
+class Receiver:
+    """A tiny webhook endpoint over real HTTP that checks signatures as the app must."""
+
+    def __init__(self, key: str = WEBHOOK_KEY) -> None:
+        self.key = key
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.before_answer: Callable[[bytes], None] | None = None
+        self.answer: Callable[[bool], tuple[int, bytes, dict[str, str]]] = self.as_xero_asks
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.received.append((headers, body))
+                valid = hmac.compare_digest(
+                    headers.get("x-xero-signature", ""), xero_signature(receiver.key, body)
+                )
+                if receiver.before_answer:
+                    receiver.before_answer(body)
+                status, content, extra = receiver.answer(valid)
+                self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/xero/webhooks/abc123/"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    @staticmethod
+    def as_xero_asks(valid: bool) -> tuple[int, bytes, dict[str, str]]:
+        return (200, b"", {}) if valid else (401, b"", {})
+
+    def payloads(self) -> list[dict]:
+        return [json.loads(body) for _, body in self.received]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver that answers 200 to correct signatures and 401 to others."""
+    endpoint = Receiver()
+    yield endpoint
+    endpoint.stop()
+
+
+def test_bookkeeper_changes_fire_signed_webhooks_as_xero_documents(
+    org: FakeOrg, receiver: Receiver
+) -> None:
+    """Every action sends one correctly signed CONTACT event, numbered in sequence."""
+    org.set_webhook(receiver.url, WEBHOOK_KEY)
+    wren = org.add_contact(Name="Wren")["ContactID"]
+    finch = org.add_contact(Name="Finch")["ContactID"]
+    assert receiver.received == []  # seeding is not a bookkeeper action
+
+    archived = org.archive(wren)
+    assert archived.delivery is not None and archived.delivery.status == 200
+    assert archived.delivery.as_xero_expects
+    [(headers, body)] = receiver.received
+    assert headers["x-xero-signature"] == xero_signature(WEBHOOK_KEY, body)
+    assert headers["content-type"].startswith("application/json")
+    payload = json.loads(body)
+    assert set(payload) == {"events", "firstEventSequence", "lastEventSequence", "entropy"}
+    assert (payload["firstEventSequence"], payload["lastEventSequence"]) == (1, 1)
+    assert re.fullmatch(r"[A-Z]{20}", payload["entropy"])
+    [event] = payload["events"]
+    assert set(event) == EVENT_KEYS
+    assert event["resourceUrl"] == f"https://api.xero.com/api.xro/2.0/Contacts/{wren}"
+    assert event["resourceId"] == wren
+    assert (event["eventType"], event["eventCategory"]) == ("UPDATE", "CONTACT")
+    assert (event["tenantId"], event["tenantType"]) == (org.tenant_id, "ORGANISATION")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", event["eventDateUtc"])
+
+    created = org.create(Name="Heron").contact["ContactID"]
+    org.restore(wren)
+    org.edit(finch, FirstName="Fin")
+    org.gdpr_request(finch)
+    org.merge(wren, created)
+    events = [
+        (p["events"][0]["eventType"], p["events"][0]["resourceId"]) for p in receiver.payloads()
+    ]
+    assert events == [
+        ("UPDATE", wren),
+        ("CREATE", created),
+        ("UPDATE", wren),
+        ("UPDATE", finch),
+        ("UPDATE", finch),
+        ("UPDATE", wren),
+    ]
+    assert [p["lastEventSequence"] for p in receiver.payloads()] == [1, 2, 3, 4, 5, 6]
+    assert len({p["entropy"] for p in receiver.payloads()}) == 6
+    assert all(
+        headers["x-xero-signature"] == xero_signature(WEBHOOK_KEY, body)
+        for headers, body in receiver.received
+    )
+    assert [d.status for d in org.webhook_deliveries] == [200] * 6
+    org.set_webhook(None)
+    assert org.edit(finch, LastName="Bird").delivery is None
+    assert len(receiver.received) == 6
+
+
+def test_a_wrong_key_gets_401_and_the_change_still_happens(
+    fake: FakeXero, receiver: Receiver
+) -> None:
+    """Configured at add_organisation; a receiver with another key refuses the delivery."""
+    org = fake.add_organisation("client-b", "secret-b", webhook_url=receiver.url, webhook_key="k2")
+    contact_id = org.add_contact(Name="Stork")["ContactID"]
+    change = org.archive(contact_id)
+    assert change.delivery is not None
+    assert (change.delivery.status, change.delivery.as_xero_expects) == (401, False)
+    assert org.contacts[contact_id]["ContactStatus"] == "ARCHIVED"
+    with pytest.raises(ValueError, match="signing key"):
+        org.set_webhook(receiver.url)
+
+
+def test_intent_to_receive_checks_both_answers(org: FakeOrg, receiver: Receiver) -> None:
+    """Xero's check: the signed empty payload needs 200 (empty, no cookie), the other 401."""
+    org.set_webhook(receiver.url, WEBHOOK_KEY)
+    deliveries = org.send_intent_to_receive()
+    assert [(d.correctly_signed, d.status) for d in deliveries] == [(True, 200), (False, 401)]
+    assert all(d.as_xero_expects for d in deliveries)
+    assert all(0 <= d.seconds < 5 and d.sent_at for d in deliveries)
+    for payload in receiver.payloads():
+        assert payload["events"] == []
+        assert (payload["firstEventSequence"], payload["lastEventSequence"]) == (0, 0)
+    (good_headers, good_body), (bad_headers, bad_body) = receiver.received
+    assert good_headers["x-xero-signature"] == xero_signature(WEBHOOK_KEY, good_body)
+    assert bad_headers["x-xero-signature"] != xero_signature(WEBHOOK_KEY, bad_body)
+
+    receiver.answer = lambda valid: (200, b"", {})  # accepts anything
+    assert [d.as_xero_expects for d in org.send_intent_to_receive()] == [True, False]
+    receiver.answer = lambda valid: (200, b"thanks", {}) if valid else (401, b"", {})
+    assert not org.send_intent_to_receive()[0].as_xero_expects
+    receiver.answer = lambda valid: (200, b"", {"Set-Cookie": "s=1"}) if valid else (401, b"", {})
+    assert not org.send_intent_to_receive()[0].as_xero_expects
+    assert len(org.webhook_deliveries) == 8
+
+
+def test_deliveries_record_time_failures_and_timeouts(receiver: Receiver) -> None:
+    """A slow answer is timed; no listener or a timeout leaves no status and an error."""
+    with FakeXero(webhook_timeout=0.3) as fake:
+        org = fake.add_organisation(
+            CLIENT_ID, CLIENT_SECRET, webhook_url=receiver.url, webhook_key=WEBHOOK_KEY
+        )
+        ids = [org.add_contact(Name=f"Bird {n}")["ContactID"] for n in range(3)]
+        receiver.before_answer = lambda body: time.sleep(0.1)
+        slow = org.archive(ids[0]).delivery
+        assert slow is not None and slow.status == 200 and slow.seconds >= 0.1
+
+        receiver.before_answer = lambda body: time.sleep(0.6)
+        timed_out = org.archive(ids[1]).delivery
+        assert timed_out is not None and timed_out.status is None
+        assert "timed out" in (timed_out.error or "")
+
+        closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+        port = closed.server_address[1]
+        closed.server_close()
+        org.set_webhook(f"http://127.0.0.1:{port}/hook/", WEBHOOK_KEY)
+        refused = org.archive(ids[2]).delivery
+        assert refused is not None and refused.status is None and refused.error
+        assert not refused.as_xero_expects
+        assert org.contacts[ids[2]]["ContactStatus"] == "ARCHIVED"
+
+
+def test_the_fake_answers_the_api_while_a_receiver_thinks(
+    fake: FakeXero, org: FakeOrg, api: requests.Session, receiver: Receiver
+) -> None:
+    """A receiver may read the contact back from the fake before it answers the webhook."""
+    org.set_webhook(receiver.url, WEBHOOK_KEY)
+    contact_id = org.add_contact(Name="Swift")["ContactID"]
+    seen: list[tuple[int, str]] = []
+
+    def read_back(body: bytes) -> None:
+        response = requests.get(
+            contacts_url(fake, "/" + contact_id), headers=dict(api.headers), timeout=5
+        )
+        seen.append((response.status_code, response.json()["Contacts"][0]["ContactStatus"]))
+
+    receiver.before_answer = read_back
+    assert org.archive(contact_id).delivery.status == 200
+    assert seen == [(200, "ARCHIVED")]
+
+
+def test_a_batch_is_one_delivery_and_resend_replays_it(org: FakeOrg, receiver: Receiver) -> None:
+    """webhook_batch() sends several events at once; resend() sends the same bytes again."""
+    org.set_webhook(receiver.url, WEBHOOK_KEY)
+    first, second = (org.add_contact(Name=n)["ContactID"] for n in ("Owl", "Rook"))
+    with org.webhook_batch() as batch:
+        assert org.archive(first).delivery is None
+        org.edit(second, FirstName="R")
+        assert receiver.received == []
+    assert batch.delivery is not None and batch.delivery.status == 200
+    [payload] = receiver.payloads()
+    assert [e["resourceId"] for e in payload["events"]] == [first, second]
+    assert (payload["firstEventSequence"], payload["lastEventSequence"]) == (1, 2)
+
+    again = org.resend(batch.delivery)
+    assert again.status == 200
+    assert receiver.received[1][1] == receiver.received[0][1]
+    assert (
+        receiver.received[1][0]["x-xero-signature"] == receiver.received[0][0]["x-xero-signature"]
+    )
+    assert org.restore(first).delivery.payload["firstEventSequence"] == 3
+
+
+# ----------------------------------------------------------------------------- counting calls
+
+
+def test_calls_can_be_counted_by_kind(fake: FakeXero, org: FakeOrg, api: requests.Session) -> None:
+    """Each request is named after Xero's operation, so tests can count them."""
+    contact_id = org.add_contact(Name="Tern")["ContactID"]
+    api.get(contacts_url(fake), params={"IDs": contact_id, "page": 1})
+    api.get(contacts_url(fake, "/" + contact_id))
+    api.put(contacts_url(fake), json={"Contacts": [{"Name": "Gull"}]})
+    api.post(contacts_url(fake), json={"Contacts": [{"ContactID": contact_id, "FirstName": "T"}]})
+    api.post(contacts_url(fake, "/" + contact_id), json={"Contacts": [{"LastName": "N"}]})
+    api.get(f"{fake.api_url}/connections")
+    api.get(contacts_url(fake, "/" + contact_id + "/History"))
+
+    assert fake.call_counts(CLIENT_ID) == Counter(
+        {
+            "token": 1,
+            "get_contacts": 1,
+            "get_contact": 1,
+            "create_contacts": 1,
+            "update_or_create_contacts": 1,
+            "update_contact": 1,
+            "connections": 1,
+            "other": 1,
+        }
+    )
+    assert fake.count("update_contact", "update_or_create_contacts") == 2
+    assert fake.count() == len(fake.requests) == 8
+    assert fake.count("get_contacts", client_id="someone-else") == 0
+    writes = fake.writes_to(contact_id.upper())
+    assert [r.kind for r in writes] == ["update_or_create_contacts", "update_contact"]
+    assert fake.requests[1].contact_ids == {contact_id}
+    assert [r.is_write for r in fake.requests[1:6]] == [False, False, True, True, True]
+
+
+# ----------------------------------------------------------------------------- for people
+
+
+def test_control_endpoint_lets_a_person_act_as_the_bookkeeper(
+    fake: FakeXero, org: FakeOrg, receiver: Receiver
+) -> None:
+    """/_bookkeeper/<action> takes JSON, names contacts by name or number, and is not logged."""
+
+    def act(action: str, **body: object) -> requests.Response:
+        return requests.post(f"{fake.url}/_bookkeeper/{action}", json=body, timeout=10)
+
+    hook = act("webhook", url=receiver.url, key=WEBHOOK_KEY)
+    assert hook.json() == {"url": receiver.url, "key": WEBHOOK_KEY}
+    check = act("intent-to-receive").json()
+    assert check["passed"] is True
+    assert [d["status"] for d in check["deliveries"]] == [200, 401]
+
+    loser = org.add_contact(Name="Lark Trust")["ContactID"]
+    survivor = org.add_contact(Name="Lark Trust Ltd", ContactNumber="L-2")["ContactID"]
+    merged = act("merge", **{"from": "lark trust", "into": "L-2"})
+    assert merged.status_code == 200
+    assert merged.json()["contact"]["MergedToContactID"] == survivor
+    assert merged.json()["webhook"]["status"] == 200
+    assert receiver.payloads()[-1]["events"][0]["resourceId"] == loser
+
+    refused = act("archive", contact=loser)
+    assert refused.status_code == 400
+    assert "Only an ACTIVE contact can be archived" in refused.json()["error"]
+    assert act("archive").json() == {"error": "Missing 'contact' in the request."}
+    edited = act("edit", contact="L-2", fields={"EmailAddress": "lark@example.org"})
+    assert edited.json()["contact"]["EmailAddress"] == "lark@example.org"
+    assert act("gdpr", contact=survivor).json()["contact"]["ContactStatus"] == "GDPRREQUEST"
+    created = act("create", fields={"Name": "Plover"}).json()
+    assert created["webhook"]["as_xero_expects"] is True
+    listed = requests.get(f"{fake.url}/_bookkeeper/contacts", timeout=5).json()["contacts"]
+    assert {c["Name"]: c["MergedToContactID"] for c in listed} == {
+        "Lark Trust": survivor,
+        "Lark Trust Ltd": None,
+        "Plover": None,
+    }
+    assert act("teleport").status_code == 404
+    made_up = act("webhook", url=receiver.url).json()["key"]
+    assert len(base64.b64decode(made_up)) == 64
+
+    fake.add_organisation("client-b", "secret-b")
+    assert "client_id is needed" in act("contacts").json()["error"]
+    assert act("contacts", client_id="client-b").json() == {"contacts": []}
+    assert fake.requests == [] and org.calls_today == 0
+
+
+def test_command_line_serves_and_acts_as_the_bookkeeper(receiver: Receiver) -> None:
+    """`python -m …fake_xero` serves the demo; its `bookkeeper` command acts on it."""
+    root = Path(__file__).resolve().parents[1]
+    module = [sys.executable, "-m", "lookout_xero.testing.fake_xero"]
+    server = subprocess.Popen(
+        [
+            *module,
+            "--port",
+            "0",
+            "--seed-contacts",
+            "2",
+            "--webhook-url",
+            receiver.url,
+            "--webhook-key",
+            WEBHOOK_KEY,
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = re.search(r"Fake Xero at (\S+)", server.stdout.readline())[1]
+
+        def bookkeeper(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [*module, "bookkeeper", "--xero", url, *args],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+
+        archived = bookkeeper("archive", "Existing Contact 1")
+        assert archived.returncode == 0, archived.stderr
+        answer = json.loads(archived.stdout)
+        assert answer["contact"]["ContactStatus"] == "ARCHIVED"
+        assert answer["webhook"]["status"] == 200
+        [(headers, body)] = receiver.received
+        assert headers["x-xero-signature"] == xero_signature(WEBHOOK_KEY, body)
+
+        again = bookkeeper("archive", "Existing Contact 1")
+        assert again.returncode == 1 and "Only an ACTIVE" in again.stdout
+        edited = bookkeeper(
+            "edit",
+            "EXISTING-0002",
+            "FirstName=Ada",
+            'Phones=[{"PhoneType": "MOBILE", "PhoneNumber": "021"}]',
+        )
+        assert json.loads(edited.stdout)["contact"]["ContactStatus"] == "ACTIVE"
+        listed = json.loads(bookkeeper("contacts").stdout)["contacts"]
+        assert [c["ContactStatus"] for c in listed] == ["ARCHIVED", "ACTIVE"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_deliver_webhook_sends_any_body_signed_or_not(org: FakeOrg, receiver: Receiver) -> None:
+    """Own payloads for receiver tests: signed by default, tampered, or with no signature."""
+    org.set_webhook(receiver.url, WEBHOOK_KEY)
+    invoice = json.dumps(
+        {
+            "events": [{"resourceId": "x", "eventCategory": "INVOICE", "tenantId": "other"}],
+            "firstEventSequence": 7,
+            "lastEventSequence": 7,
+            "entropy": "ABC",
+        }
+    ).encode()
+    signed = org.deliver_webhook(invoice)
+    assert (signed.correctly_signed, signed.status, signed.events[0]["eventCategory"]) == (
+        True,
+        200,
+        "INVOICE",
+    )
+    tampered = org.deliver_webhook(invoice.replace(b"7", b"8"), signature=signed.signature)
+    assert (tampered.correctly_signed, tampered.status, tampered.as_xero_expects) == (
+        False,
+        401,
+        True,
+    )
+    unsigned = org.deliver_webhook(b"not json", signature="")
+    assert (unsigned.status, unsigned.events) == (401, [])
+    assert "x-xero-signature" not in receiver.received[-1][0]
+    assert receiver.received[0][1] == invoice
