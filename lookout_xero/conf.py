@@ -38,6 +38,12 @@ DEFAULTS: dict[str, Any] = {
     "LEASE_SECONDS": 300,
     "LOG_RETENTION_DAYS": 90,
     "CONFLICT_NAME_SUFFIX": " ({n})",
+    # Where customers open their credentials link, e.g. "https://lookout.example.com" (used
+    # where there is no request to take it from: `manage.py xero_credentials_link`).
+    "PUBLIC_URL": "",
+    "LINK_HOURS": 72,
+    # Refused submissions before a credentials link stops accepting more.
+    "LINK_MAX_TRIES": 10,
 }
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}

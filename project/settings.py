@@ -130,6 +130,7 @@ LOOKOUT_XERO = {
     "API_URL": env("XERO_API_URL", default="https://api.xero.com"),
     "RETRY_BASE_SECONDS": env.float("LOOKOUT_XERO_RETRY_BASE_SECONDS", default=5),
     "RETRY_MAX_SECONDS": env.float("LOOKOUT_XERO_RETRY_MAX_SECONDS", default=900),
+    "PUBLIC_URL": env("LOOKOUT_XERO_PUBLIC_URL", default="http://localhost:8000"),
 }
 
 LOGGING = {

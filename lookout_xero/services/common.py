@@ -85,9 +85,11 @@ def client_for(connection: XeroConnection) -> XeroClient:
         token = Token(connection.access_token, connection.access_token_expires_at)
 
     def store(new: Token) -> None:
-        XeroConnection.objects.filter(pk=connection.pk).update(
-            access_token=new.access_token, access_token_expires_at=new.expires_at
-        )
+        fields = {"access_token": new.access_token, "access_token_expires_at": new.expires_at}
+        if new.scope and not connection.scope.strip():
+            # Asked for no scope, Xero grants all the connection may do: worth showing.
+            fields["granted_scopes"] = new.scope
+        XeroConnection.objects.filter(pk=connection.pk).update(**fields)
         connection.access_token, connection.access_token_expires_at = (
             new.access_token,
             new.expires_at,

@@ -25,6 +25,10 @@ class CredentialCheck:
     ok: bool
     message: str
     tenant_name: str = ""
+    # The scopes Xero's token answer granted, when the credentials were accepted.
+    scopes: tuple[str, ...] = ()
+    # Refused only because the connection does not allow the scope asked for.
+    scope_refused: bool = False
 
 
 def check_credentials(client_id: str, client_secret: str, scope: str) -> CredentialCheck:
@@ -37,6 +41,7 @@ def check_credentials(client_id: str, client_secret: str, scope: str) -> Credent
             False,
             "Xero refused the scope: this custom connection does not allow "
             f"'{scope.strip()}'. Connections created since April 2026 need the Scope left empty.",
+            scope_refused=True,
         )
     except XeroAuthError:
         return CredentialCheck(
@@ -62,7 +67,10 @@ def check_credentials(client_id: str, client_secret: str, scope: str) -> Credent
             "The credentials work, but no Xero organisation has authorised this connection yet.",
         )
     return CredentialCheck(
-        True, f"Connected to the Xero organisation “{tenants[0].name}”.", tenants[0].name
+        True,
+        f"Connected to the Xero organisation “{tenants[0].name}”.",
+        tenants[0].name,
+        scopes=tuple(client.token.scope.split()) if client.token else (),
     )
 
 
