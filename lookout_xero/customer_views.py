@@ -1,7 +1,12 @@
 """The customer's credentials page: no Lookout login, one link, one use.
 
 Every answer (404s, the rate limit, a CSRF refusal included) is private: not cached, not
-indexed, no Referer to the next site. Nothing typed into the form is ever sent back.
+indexed, no Referer. Nothing typed into the form is ever sent back.
+
+One exception, on purpose: a page that carries the form says ``Referrer-Policy: same-origin``.
+Under ``no-referrer`` a browser posts the form with ``Origin: null`` and no Referer, and
+Django's CSRF check on https then refuses every submission. ``same-origin`` sends the Referer
+only back to this site, which already knows the link; other sites still get nothing.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ def private_page(view):
         else:
             response = protected(request, *args, **kwargs)
         for name, value in PRIVATE_HEADERS.items():
-            response[name] = value
+            response.headers.setdefault(name, value)
         return response
 
     return csrf_exempt(wrapper)
@@ -57,6 +62,12 @@ def _https_only(request):
     if request.method in ("GET", "HEAD"):
         return HttpResponsePermanentRedirect(f"https://{request.get_host()}{request.path}")
     return HttpResponseForbidden("This page works over https only.", content_type="text/plain")
+
+
+def _form_page(request, context, status: int = 200):
+    response = render(request, "lookout_xero/customer/form.html", context, status=status)
+    response["Referrer-Policy"] = "same-origin"  # see the module's docstring
+    return response
 
 
 def _message(request, status: int, title: str, text: str):
@@ -96,14 +107,14 @@ def credentials_page(request, token):
     context = {"organisation": link.organisation, "form": CredentialsForm(), "reason": ""}
     if request.method == "GET":
         credentials.mark_opened(link)
-        return render(request, "lookout_xero/customer/form.html", context)
+        return _form_page(request, context)
     form = CredentialsForm(request.POST)
     if not form.is_valid():
         # The unbound form goes back, so nothing typed is echoed.
         context["reason"] = (
             "Fill in the Client ID and the Client Secret (each at most 255 characters)."
         )
-        return render(request, "lookout_xero/customer/form.html", context, status=400)
+        return _form_page(request, context, status=400)
     result = credentials.submit(link, **form.cleaned_data)
     if result.gone:
         return _not_found(request)
@@ -114,4 +125,4 @@ def credentials_page(request, token):
     if credentials.is_locked(link):
         return _locked(request)
     context["reason"] = result.message
-    return render(request, "lookout_xero/customer/form.html", context, status=400)
+    return _form_page(request, context, status=400)
