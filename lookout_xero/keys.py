@@ -84,7 +84,18 @@ def rotate(*, batch_size: int = BATCH_SIZE, dry_run: bool = False) -> RotationRe
                 for pk, values in rows:
                     report.rows_rewritten += _rotate_row(model, pk, values, using, report, dry_run)
             last_pk = rows[-1][0]
+    if not dry_run and not report.undecryptable:
+        _clear_key_errors()
     return report
+
+
+def _clear_key_errors() -> None:
+    """Every value opens again (the key is back): lift the error a dropped key had set."""
+    from .models import XeroConnection
+
+    XeroConnection.objects.filter(error_code="undecryptable").update(
+        state=XeroConnection.State.OK, error_code="", error_message=""
+    )
 
 
 def _rotate_row(model, pk, values, using, report, dry_run) -> int:

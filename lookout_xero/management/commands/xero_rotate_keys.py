@@ -11,6 +11,8 @@ from lookout_xero import keys
 
 class Command(BaseCommand):
     help = "Re-encrypt every stored Xero credential and token with the first key in FERNET_KEYS."
+    # lookout_xero.E006 (a value no key opens) must not stop the command that reports it.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=keys.BATCH_SIZE)
