@@ -169,7 +169,9 @@ def submit(
         result = check(client_id, client_secret, scope)
     if not result.ok:
         XeroCredentialsLink.objects.filter(pk=link.pk).update(tries=F("tries") + 1)
-        return Submission(False, _redacted(result.message, client_id, client_secret, webhook_key))
+        # The check's words are written for the Lookout team; this reader is the customer.
+        message = result.message.replace("the customer's ", "your ")
+        return Submission(False, _redacted(message, client_id, client_secret, webhook_key))
     with transaction.atomic():
         now = timezone.now()
         spent = XeroCredentialsLink.objects.filter(

@@ -148,6 +148,7 @@ def test_refused_credentials_say_why_and_the_link_stays_usable(client, organisat
     assert_private(response, form=True)
     body = response.content.decode()
     assert "did not accept this Client ID and Client Secret" in body
+    assert "Check both in your Xero developer portal" in body
     assert "wrong-secret-123" not in body
     assert CLIENT_ID not in body  # nothing typed comes back, not even the Client ID
     assert XeroCredentialsLink.objects.get().tries == 1
