@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator, capfirst
 
-from . import status, views
+from . import audit, link_admin, status, views
 from .forms import XeroConnectionForm
 from .models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
 
@@ -148,7 +148,7 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
         return queryset
 
 
-ENCRYPTED_FIELDS = ("client_id", "client_secret", "access_token")
+ENCRYPTED_FIELDS = ("client_id", "client_secret", "access_token", "webhook_key")
 
 
 @admin.register(XeroConnection)
@@ -165,11 +165,12 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         "conflicts",
         "failed",
         "calls_left",
+        "scopes_flag",
     ]
     list_filter = [NeedsAttentionFilter, "enabled", "state"]
     list_select_related = ["organisation"]
     search_fields = ["organisation__name", "xero_tenant_name"]
-    actions = ["sync_now", "retry_failed"]
+    actions = ["sync_now", "retry_failed", "create_credentials_link"]
 
     class Media:
         css = ADMIN_CSS
@@ -206,6 +207,14 @@ class XeroConnectionAdmin(admin.ModelAdmin):
                     "<path:object_id>/sync-now/": (views.sync_now, "sync_now"),
                     "<path:object_id>/retry-failed/": (views.retry_failed, "retry_failed"),
                     "<path:object_id>/cancel-run/": (views.cancel_run, "cancel_run"),
+                    "credentials-link/": (
+                        link_admin.create_for_organisation,
+                        "credentials_link_new",
+                    ),
+                    "<path:object_id>/credentials-link/": (
+                        link_admin.create_for_connection,
+                        "credentials_link",
+                    ),
                 },
             ),
             *super().get_urls(),
@@ -231,7 +240,10 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             ]
         return [
             (None, {"fields": ["organisation"]}),
-            (CREDENTIALS_HEADING, {"fields": ["client_id", "client_secret", "scope"]}),
+            (
+                CREDENTIALS_HEADING,
+                {"fields": ["client_id", "client_secret", "scope", "webhook_key"]},
+            ),
             ("Sync", {"fields": ["enabled"]}),
         ]
 
@@ -246,6 +258,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             lx_can_operate=views.can_operate(request.user),
             lx_credentials_heading=CREDENTIALS_HEADING,
             lx_status=status.summary(obj) if obj else None,
+            lx_credentials=link_admin.panel(obj) if obj and manager else None,
             lx_urls=self._page_urls(obj),
         )
         if obj and not manager:
@@ -271,6 +284,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             ("sync_now", "sync_now"),
             ("retry_failed", "retry_failed"),
             ("cancel", "cancel_run"),
+            ("credentials_link", "credentials_link"),
         ]:
             urls[key] = reverse(f"{site}:lookout_xero_xeroconnection_{name}", args=[obj.pk])
         urls["conflicts"] += f"?connection={obj.pk}"
@@ -301,6 +315,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         if "enabled" in form.changed_data:
             request.lx_switched = "on" if obj.enabled else "off"
         super().save_model(request, obj, form, change)
+        audit.connection_saved(request.user, obj, form.changed_data, adding=not change)
 
     def response_add(self, request, obj, post_url_continue=None):
         response = super().response_add(request, obj, post_url_continue)
@@ -374,6 +389,26 @@ class XeroConnectionAdmin(admin.ModelAdmin):
     @admin.display(description="Calls left")
     def calls_left(self, obj):
         return status.calls_left(obj)
+
+    @admin.display(description="Scopes")
+    def scopes_flag(self, obj):
+        if not obj.granted_scopes:
+            return "—"
+        if not obj.extra_scopes:
+            return "accounting.contacts only"
+        return format_html(
+            '{} <span class="lx-reason">{}</span>',
+            badge("paused", "More than accounting.contacts"),
+            ", ".join(obj.extra_scopes),
+        )
+
+    @admin.action(description="Create credentials link", permissions=["manage_credentials"])
+    def create_credentials_link(self, request, queryset):
+        for connection in queryset.select_related("organisation"):
+            link_admin.make_link(request, connection.organisation)
+
+    def has_manage_credentials_permission(self, request) -> bool:
+        return views.can_manage_credentials(request.user)
 
     @admin.action(description="Sync now (full)", permissions=["change"])
     def sync_now(self, request, queryset):

@@ -6,6 +6,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
 from django.utils.module_loading import import_string
 
 from . import conf
@@ -62,3 +63,26 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             )
         )
     return errors
+
+
+@checks.register()
+def check_keys_open_stored_values(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A sample of stored credentials must decrypt with FERNET_KEYS (a dropped key shows here)."""
+    from . import keys
+
+    try:
+        problems = keys.undecryptable_sample()
+    except DatabaseError:
+        return []  # no database yet, or not migrated: nothing stored to check
+    if not problems:
+        return []
+    shown = ", ".join(problems[:5]) + (" …" if len(problems) > 5 else "")
+    return [
+        checks.Error(
+            f"{len(problems)} stored Xero credential value(s) cannot be decrypted with any key "
+            f"in FERNET_KEYS ({shown}).",
+            hint="The key that encrypted them was removed or changed. Put it back in FERNET_KEYS "
+            "after the current key, run `manage.py xero_rotate_keys`, then remove it.",
+            id="lookout_xero.E006",
+        )
+    ]

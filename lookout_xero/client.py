@@ -68,6 +68,8 @@ class Credentials:
 class Token:
     access_token: str = field(repr=False)
     expires_at: datetime
+    # What Xero's token answer says the token may do, space-separated ("" if it did not say).
+    scope: str = ""
 
     def is_fresh(self, now: datetime | None = None) -> bool:
         now = now or datetime.now(UTC)
@@ -170,7 +172,12 @@ class XeroClient:
                 f"Xero's token endpoint gave an answer that is not a token ({type(exc).__name__})"
             ) from None
         expires_in = int(raw.get("expires_in") or 1800)
-        self.token = Token(raw["access_token"], datetime.now(UTC) + timedelta(seconds=expires_in))
+        granted = raw.get("scope") or ""  # oauthlib turns it into a list
+        self.token = Token(
+            raw["access_token"],
+            datetime.now(UTC) + timedelta(seconds=expires_in),
+            scope=" ".join(granted) if isinstance(granted, list | tuple) else str(granted),
+        )
         if self.on_new_token:
             self.on_new_token(self.token)
         return self.token

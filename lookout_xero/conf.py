@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "ALERT_AFTER_MINUTES": 60,
     # Absolute base of this site (e.g. "https://lookout.example.org") for links in e-mails.
     "SITE_URL": "",
+    "LINK_HOURS": 72,
+    # Refused submissions before a credentials link stops accepting more.
+    "LINK_MAX_TRIES": 10,
 }
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -73,6 +76,10 @@ def _model_label(setting: str) -> str:
 
 def funder_model() -> type[models.Model]:
     return apps.get_model(funder_model_label())
+
+
+def organisation_model() -> type[models.Model]:
+    return apps.get_model(organisation_model_label())
 
 
 def mapping_function():

@@ -24,10 +24,19 @@ class XeroConnectionForm(forms.ModelForm):
         ),
         help_text="Write-only: it is never shown again once saved.",
     )
+    webhook_key = forms.CharField(
+        label="Webhook key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "size": 40}
+        ),
+        help_text="Optional. Write-only: leave blank to keep the stored one.",
+    )
 
     class Meta:
         model = XeroConnection
-        fields = ["organisation", "client_id", "client_secret", "scope", "enabled"]
+        fields = ["organisation", "client_id", "client_secret", "scope", "enabled", "webhook_key"]
         widgets = {
             "client_id": forms.TextInput(attrs={"autocomplete": "off", "size": 40}),
             "scope": forms.TextInput(attrs={"size": 40}),
@@ -47,6 +56,7 @@ class XeroConnectionForm(forms.ModelForm):
                 del self.fields[name]
         # The bound instance holds the decrypted secret; make sure nothing ever echoes it.
         self.initial.pop("client_secret", None)
+        self.initial.pop("webhook_key", None)
         if "scope" in self.fields and not self.instance.pk:
             self.initial["scope"] = conf.get("DEFAULT_SCOPE")
         secret = self.fields.get("client_secret")
@@ -69,6 +79,11 @@ class XeroConnectionForm(forms.ModelForm):
         raise forms.ValidationError(
             "Paste the Client Secret from the customer's Xero custom connection."
         )
+
+    def clean_webhook_key(self) -> str:
+        # Blank keeps the stored key, as for the secret (there is no "clear" for now).
+        key = self.cleaned_data.get("webhook_key", "")
+        return key or (self.instance.webhook_key if self.instance.pk else "")
 
     def clean_client_id(self) -> str:
         return self.cleaned_data["client_id"].strip()

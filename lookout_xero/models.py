@@ -9,8 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from fernet_fields import EncryptedCharField, EncryptedTextField
 
+from .fields import EncryptedCharField, EncryptedTextField
 from .signals import connection_changed
 
 CREDENTIAL_FIELDS = ("client_id", "client_secret", "scope")
@@ -94,6 +94,12 @@ class XeroConnection(models.Model):
         help_text="Enabling syncs every unarchived membership funder to Xero, then keeps each "
         "change in step. Disabling stops all calls to Xero for this organisation at once.",
     )
+    # The key Xero signs this connection's webhook events with; write-only, like the secret.
+    webhook_key = EncryptedCharField("Webhook key", max_length=255, blank=True, default="")
+    # Space-separated scopes Xero said this connection can use, when last asked without
+    # narrowing them (a check, or a token fetched with no scope): least privilege at a glance.
+    granted_scopes = models.CharField(max_length=1000, blank=True, editable=False)
+    credentials_received_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     state = models.CharField(max_length=10, choices=State, default=State.OK, editable=False)
     error_code = models.CharField(max_length=40, blank=True, editable=False)
@@ -134,7 +140,14 @@ class XeroConnection(models.Model):
 
     # What a person edits. Everything else is the sync's, written with targeted UPDATEs, so a
     # form saved from a stale page must not write it back (a lease, a pause, a fresh token...).
-    EDITABLE_FIELDS = ("organisation", "client_id", "client_secret", "scope", "enabled")
+    EDITABLE_FIELDS = (
+        "organisation",
+        "client_id",
+        "client_secret",
+        "scope",
+        "enabled",
+        "webhook_key",
+    )
 
     def save(self, *args, **kwargs) -> None:
         """Save what a person edits, then send `connection_changed` with what changed.
@@ -172,6 +185,11 @@ class XeroConnection(models.Model):
     @property
     def is_paused(self) -> bool:
         return bool(self.paused_until and self.paused_until > timezone.now())
+
+    @property
+    def extra_scopes(self) -> list[str]:
+        """Granted scopes beyond the one the sync needs (``accounting.contacts``)."""
+        return [s for s in self.granted_scopes.split() if s != "accounting.contacts"]
 
 
 class SyncRun(models.Model):
@@ -413,3 +431,52 @@ class XeroAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.connection})"
+
+
+class XeroCredentialsLink(models.Model):
+    """A one-time page where a customer hands over their Xero credentials, never by e-mail.
+
+    Only a SHA-256 of the link's secret part is stored: a database dump opens no link.
+    """
+
+    organisation = models.ForeignKey(
+        settings.LOOKOUT_XERO_ORGANISATION_MODEL,
+        on_delete=models.CASCADE,
+        related_name="xero_credentials_links",
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    opened_at = models.DateTimeField(null=True, blank=True)
+    # Submissions Xero refused; at LINK_MAX_TRIES the link stops accepting more.
+    tries = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    xero_tenant_name = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = "Xero credentials link"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organisation", "-created_at"], name="lx_credlink_org_created")
+        ]
+
+    def __str__(self) -> str:
+        return f"credentials link for {self.organisation} ({self.status})"
+
+    @property
+    def status(self) -> str:
+        if self.used_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "open"

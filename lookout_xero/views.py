@@ -22,7 +22,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from . import conf, mapping, services, status
+from . import audit, conf, credentials, mapping, services, status
 from .models import SyncRun, XeroConnection, XeroContactLink
 
 CREDENTIALS_PERMISSION = "lookout_xero.manage_xero_credentials"
@@ -71,19 +71,28 @@ def test_connection(request, model_admin):
     secret = request.POST.get("client_secret", "").strip()
     scope = request.POST.get("scope", "")
     object_id = request.POST.get("connection", "")
-    if not secret and object_id:
-        connection = model_admin.get_object(request, unquote(object_id))
-        secret = connection.client_secret if connection else ""
+    connection = model_admin.get_object(request, unquote(object_id)) if object_id else None
+    if not secret and connection:
+        secret = connection.client_secret
     if not client_id or not secret:
         return JsonResponse(
             {"ok": False, "message": "Type the Client ID and the Client Secret first."}
         )
-    check = services.check_credentials(client_id, secret, scope)
+    check = credentials.check(client_id, secret, scope)
+    if connection and client_id == connection.client_id:
+        credentials.remember_scopes(connection, check)
     message = check.message
     if len(secret) >= MIN_REDACTED_LENGTH:
         # Xero's answer is quoted in some messages; make sure it never carries the secret back.
         message = message.replace(secret, "[secret]")
-    return JsonResponse({"ok": check.ok, "message": message, "tenant_name": check.tenant_name})
+    return JsonResponse(
+        {
+            "ok": check.ok,
+            "message": message,
+            "tenant_name": check.tenant_name,
+            "scopes": list(check.scopes),
+        }
+    )
 
 
 @require_GET
@@ -175,6 +184,7 @@ def queue_full_sync(request, connection: XeroConnection) -> bool:
         return False
     with transaction.atomic():
         run = services.start_full_sync(connection, trigger=SyncRun.Trigger.MANUAL)
+        audit.record(request.user, connection, f"Ran Sync now (full sync #{run.pk}).")
     note = " It starts when Xero's daily limit resets." if connection.is_paused else ""
     messages.success(request, f"{connection.organisation}: full sync #{run.pk} queued.{note}")
     return True
@@ -331,6 +341,7 @@ def resolve_conflict(request, model_admin, link_id):
     except ValueError as exc:
         messages.error(request, f"“{link.funder}”: {exc}")
         return HttpResponseRedirect(back)
+    audit.record(request.user, link.connection, f"Resolved a conflict: {done}")
     if not link.connection.enabled:
         done += " The connection is disabled, so it syncs when it is enabled."
     messages.success(request, done)

@@ -17,6 +17,8 @@ CONNECTION_ERROR_REASONS = {
     "forbidden": "Xero refused access: the custom connection may have been revoked or the "
     "organisation disconnected.",
     "unauthorized": "Xero refused the credentials. Check them with Test connection, then save.",
+    "undecryptable": "The stored credentials cannot be decrypted with FERNET_KEYS: the key that "
+    "encrypted them was removed. Put it back (after the current key) and run xero_rotate_keys.",
 }
 
 # Test connection (and any other check of typed credentials).

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -17,11 +18,35 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env("SECRET_KEY", default="dev-only-not-secret-change-me-in-production-0123456789")
+DEV_SECRET_KEY = "dev-only-not-secret-change-me-in-production-0123456789"
+DEV_FERNET_KEY = "dev-only-fernet-key-change-me-in-production"
+SECRET_KEY = env("SECRET_KEY", default=DEV_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 # The first key encrypts; the others still decrypt (rotation).
-FERNET_KEYS = env.list("FERNET_KEYS", default=["dev-only-fernet-key-change-me-in-production"])
+FERNET_KEYS = env.list("FERNET_KEYS", default=[DEV_FERNET_KEY])
+
+if not DEBUG and (SECRET_KEY == DEV_SECRET_KEY or DEV_FERNET_KEY in FERNET_KEYS):
+    raise ImproperlyConfigured(
+        "DEBUG is off (production) but SECRET_KEY or FERNET_KEYS is the development default: "
+        "set both in the environment (see the README's production section)."
+    )
+
+# --- production: https, cookies, HSTS. The defaults suit a laptop (DEBUG on); with DEBUG off
+# cookies are https-only and plain http is redirected unless the environment says otherwise.
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# HSTS is remembered by browsers for its whole duration, so it is switched on explicitly.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Behind a TLS-terminating proxy: e.g. "HTTP_X_FORWARDED_PROTO,https". Set it only when the
+# proxy always sets (and strips any client-sent) header of that name.
+_proxy_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_header:
+    SECURE_PROXY_SSL_HEADER = tuple(_proxy_header)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

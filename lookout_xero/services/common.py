@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.db.models import F
@@ -10,7 +11,10 @@ from django.utils import timezone
 from .. import conf, wording
 from ..client import Credentials, Token, XeroClient
 from ..exceptions import XeroError, XeroForbiddenError
+from ..fields import UndecryptableError
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection
+
+logger = logging.getLogger(__name__)
 
 Outcome = SyncLog.Outcome
 
@@ -67,9 +71,11 @@ def client_for(connection: XeroConnection, *, before_request=None) -> XeroClient
         token = Token(connection.access_token, connection.access_token_expires_at)
 
     def store(new: Token) -> None:
-        XeroConnection.objects.filter(pk=connection.pk).update(
-            access_token=new.access_token, access_token_expires_at=new.expires_at
-        )
+        fields = {"access_token": new.access_token, "access_token_expires_at": new.expires_at}
+        if new.scope and not connection.scope.strip():
+            # Asked for no scope, Xero grants all the connection may do: worth showing.
+            fields["granted_scopes"] = new.scope
+        XeroConnection.objects.filter(pk=connection.pk).update(**fields)
         connection.access_token, connection.access_token_expires_at = (
             new.access_token,
             new.expires_at,
@@ -91,6 +97,14 @@ def remember_limits(connection: XeroConnection, client: XeroClient) -> None:
         min_limit_remaining=limits.minute_remaining,
         day_limit_remaining=limits.day_remaining,
         limits_seen_at=limits.seen_at or timezone.now(),
+    )
+
+
+def record_undecryptable(connection_id, exc: UndecryptableError) -> None:
+    """A key was dropped too early: say so on the connection, where the team looks."""
+    logger.error("Xero connection %s: %s", connection_id, exc)
+    XeroConnection.objects.filter(pk=connection_id).update(
+        state=XeroConnection.State.ERROR, error_code="undecryptable", error_message=str(exc)
     )
 
 

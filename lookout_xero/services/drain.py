@@ -15,6 +15,7 @@ from django.utils import timezone
 from .. import conf, mapping, wording
 from ..client import ItemResult, XeroClient
 from ..exceptions import XeroError, XeroValidationError
+from ..fields import UndecryptableError
 from ..matching import ContactIndex
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
 from .common import (
@@ -28,6 +29,7 @@ from .common import (
     organisation_id_of,
     pause_for_day_limit,
     record_connection_error,
+    record_undecryptable,
     remember_limits,
     write_log,
 )
@@ -76,6 +78,9 @@ def drain_once(connection_id: int, *, waited_for_lease: bool = False) -> FollowU
         wait = _drain_batches(connection_id, lease)
     except LeaseLost:
         return None  # the lease expired under us and another worker took it: it carries on
+    except UndecryptableError as exc:
+        record_undecryptable(connection_id, exc)
+        return None
     finally:
         lease.release()
         # From here on a save asks for a drain of its own again.

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from .. import conf, dispatch, mapping, wording
 from ..exceptions import XeroError
+from ..fields import UndecryptableError
 from ..matching import ContactIndex, Match
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
 from .common import (
@@ -21,6 +22,7 @@ from .common import (
     in_scope_funders,
     pause_for_day_limit,
     record_connection_error,
+    record_undecryptable,
     remember_limits,
     write_log,
 )
@@ -47,7 +49,11 @@ def run_full_sync(run_id: int, *, attempt: int = 1) -> float | None:
     A preview run (``dry_run``) makes the same decisions and only writes its report. Returns
     the seconds after which this should be tried again (a passing outage or limit), or None.
     """
-    run = _claim(run_id)
+    try:
+        run = _claim(run_id)
+    except UndecryptableError as exc:
+        _cannot_decrypt(run_id, exc)
+        return None
     if run is None:
         return None
     try:
@@ -109,6 +115,12 @@ def _planner_hook(run: SyncRun):
         pacer(client)
 
     return before_request
+
+
+def _cannot_decrypt(run_id: int, exc: UndecryptableError) -> None:
+    runs = SyncRun.objects.filter(pk=run_id)
+    record_undecryptable(runs.values_list("connection_id", flat=True).first(), exc)
+    runs.update(status=SyncRun.Status.FAILED, finished_at=timezone.now(), message=str(exc))
 
 
 def _unclaim(run: SyncRun) -> None:

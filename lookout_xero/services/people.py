@@ -25,6 +25,10 @@ class CredentialCheck:
     ok: bool
     message: str
     tenant_name: str = ""
+    # The scopes Xero's token answer granted, when the credentials were accepted.
+    scopes: tuple[str, ...] = ()
+    # Refused only because the connection does not allow the scope asked for.
+    scope_refused: bool = False
 
 
 def check_credentials(client_id: str, client_secret: str, scope: str) -> CredentialCheck:
@@ -33,7 +37,9 @@ def check_credentials(client_id: str, client_secret: str, scope: str) -> Credent
     try:
         tenants = client.get_tenants()
     except XeroScopeError:
-        return CredentialCheck(False, wording.CHECK_SCOPE_REFUSED.format(scope=scope.strip()))
+        return CredentialCheck(
+            False, wording.CHECK_SCOPE_REFUSED.format(scope=scope.strip()), scope_refused=True
+        )
     except XeroAuthError:
         return CredentialCheck(False, wording.CHECK_CREDENTIALS_REFUSED)
     except XeroForbiddenError:
@@ -47,7 +53,12 @@ def check_credentials(client_id: str, client_secret: str, scope: str) -> Credent
     if not tenants:
         return CredentialCheck(False, wording.CHECK_NO_ORGANISATION)
     name = tenants[0].name
-    return CredentialCheck(True, wording.CHECK_CONNECTED.format(name=name), name)
+    return CredentialCheck(
+        True,
+        wording.CHECK_CONNECTED.format(name=name),
+        name,
+        scopes=tuple(client.token.scope.split()) if client.token else (),
+    )
 
 
 def resolve_conflict(
