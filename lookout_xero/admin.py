@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator, capfirst
 
-from . import status, views
+from . import conf, status, views
 from .forms import XeroConnectionForm
 from .models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
 
@@ -151,12 +151,14 @@ class XeroConnectionAdmin(admin.ModelAdmin):
     ]
     list_filter = ["enabled", "state"]
     list_select_related = ["organisation"]
-    search_fields = ["organisation__name", "xero_tenant_name"]
     actions = ["sync_now", "retry_failed"]
 
     class Media:
         css = ADMIN_CSS
         js = ADMIN_JS
+
+    def get_search_fields(self, request):
+        return [conf.organisation_name_lookup("organisation"), "xero_tenant_name"]
 
     def get_queryset(self, request):
         active_run = SyncRun.objects.filter(
@@ -448,7 +450,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
     def run(self, obj):
         return run_label(obj)
 
-    @admin.display(ordering="connection__organisation__name")
+    @admin.display(ordering=conf.OrganisationName("connection__organisation"))
     def organisation(self, obj):
         return obj.connection.organisation
 
@@ -536,7 +538,7 @@ class SyncLogAdmin(ReadOnlyAdmin):
     class Media:
         css = ADMIN_CSS
 
-    @admin.display(ordering="connection__organisation__name")
+    @admin.display(ordering=conf.OrganisationName("connection__organisation"))
     def organisation(self, obj):
         return obj.connection.organisation
 
@@ -579,7 +581,7 @@ class SyncLogAdmin(ReadOnlyAdmin):
 class LinkColumns:
     """Columns shared by the links list and the funder panel; both select the organisation."""
 
-    @admin.display(ordering="connection__organisation__name")
+    @admin.display(ordering=conf.OrganisationName("connection__organisation"))
     def organisation(self, obj):
         return obj.connection.organisation
 
