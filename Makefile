@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install lint bench
+.PHONY: demo test install lint bench wheel-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,3 +25,7 @@ lint: install
 
 bench: install
 	$(PY) scripts/bench.py
+
+# The wheel, installed into a clean virtualenv, checks and migrates in a host that is not the demo.
+wheel-check: install
+	bash scripts/wheel_check.sh
