@@ -86,3 +86,15 @@ def test_checks_pass_for_this_host_and_warn_without_fernet_keys():
     assert check_settings() == []
     with override_settings(FERNET_KEYS=[]):
         assert [message.id for message in check_settings()] == ["lookout_xero.W001"]
+
+
+def test_retry_base_and_max_seconds_bound_the_backoff(settings):
+    settings.LOOKOUT_XERO = {
+        **settings.LOOKOUT_XERO,
+        "RETRY_BASE_SECONDS": 3,
+        "RETRY_MAX_SECONDS": 10,
+    }
+    first = [services.backoff(1) for _ in range(50)]
+    assert all(1.5 <= wait <= 3 for wait in first)  # full jitter in [base/2, base]
+    assert all(3 <= services.backoff(2) <= 6 for _ in range(50))  # doubling
+    assert all(5 <= services.backoff(9) <= 10 for _ in range(50))  # 3 * 2**8, capped at 10
