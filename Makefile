@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install lint bench
+.PHONY: demo test install lint bench wheel-check
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[demo,test]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -25,3 +25,7 @@ lint: install
 
 bench: install
 	$(PY) scripts/bench.py
+
+# The wheel, installed into a clean virtualenv, checks and migrates in a host that is not the demo.
+wheel-check: install
+	bash scripts/wheel_check.sh

@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator, capfirst
 
-from . import audit, link_admin, status, views
+from . import audit, conf, link_admin, status, views
 from .forms import XeroConnectionForm
 from .models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
 
@@ -169,12 +169,14 @@ class XeroConnectionAdmin(admin.ModelAdmin):
     ]
     list_filter = [NeedsAttentionFilter, "enabled", "state"]
     list_select_related = ["organisation"]
-    search_fields = ["organisation__name", "xero_tenant_name"]
     actions = ["sync_now", "retry_failed", "create_credentials_link"]
 
     class Media:
         css = ADMIN_CSS
         js = ADMIN_JS
+
+    def get_search_fields(self, request):
+        return [conf.organisation_name_lookup("organisation"), "xero_tenant_name"]
 
     def get_queryset(self, request):
         active_run = SyncRun.objects.full_syncs().active().filter(connection=OuterRef("pk"))
@@ -498,7 +500,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
     def run(self, obj):
         return run_label(obj)
 
-    @admin.display(ordering="connection__organisation__name")
+    @admin.display(ordering=conf.OrganisationName("connection__organisation"))
     def organisation(self, obj):
         return obj.connection.organisation
 
@@ -586,7 +588,7 @@ class SyncLogAdmin(ReadOnlyAdmin):
     class Media:
         css = ADMIN_CSS
 
-    @admin.display(ordering="connection__organisation__name")
+    @admin.display(ordering=conf.OrganisationName("connection__organisation"))
     def organisation(self, obj):
         return obj.connection.organisation
 
@@ -629,7 +631,7 @@ class SyncLogAdmin(ReadOnlyAdmin):
 class LinkColumns:
     """Columns shared by the links list and the funder panel; both select the organisation."""
 
-    @admin.display(ordering="connection__organisation__name")
+    @admin.display(ordering=conf.OrganisationName("connection__organisation"))
     def organisation(self, obj):
         return obj.connection.organisation
 

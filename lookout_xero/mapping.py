@@ -89,6 +89,20 @@ def map_funder(funder) -> dict:
     }
 
 
+def log_identity(map_raw, funder) -> tuple[str, str]:
+    """The funder's name and e-mail for the sync log, from what the mapping makes of it.
+
+    The host's field names are the mapping's business, not the app's. Without a name there,
+    ``str(funder)``. The e-mail is shown even when Xero would refuse it: that is the row a person
+    searches for.
+    """
+    try:
+        raw = map_raw(funder)
+    except Exception:  # the log row is how a failing mapping gets reported: write it anyway
+        raw = {}
+    return _text(raw.get("Name")) or str(funder), _text(raw.get("EmailAddress"))
+
+
 def contact_number(prefix: str, funder_pk) -> str:
     """The stable Xero ContactNumber that identifies a funder (at most 50 characters)."""
     number = f"{prefix}{funder_pk}"

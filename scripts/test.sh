@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole suite: lint, then pytest on SQLite and on PostgreSQL.
+# The whole suite: lint, then pytest on SQLite and on PostgreSQL, each time for the demo project
+# and for the second host project in tests/hosts/crm.
 # Broker: Redis when one answers on 127.0.0.1:6379 (always in CI), else Celery's embedded
 # filesystem broker. PostgreSQL runs when reachable; in CI (CI=true) both are required.
 set -euo pipefail
@@ -18,6 +19,8 @@ reachable() {  # host port
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 "$PY" manage.py makemigrations --check --dry-run >/dev/null
+DJANGO_SETTINGS_MODULE=tests.hosts.crm.settings "$PY" -m django makemigrations --check --dry-run \
+  >/dev/null
 
 if reachable 127.0.0.1 6379; then
   broker=$REDIS_URL
@@ -28,14 +31,31 @@ else
   echo "Redis not reachable: using the embedded filesystem broker."
 fi
 
+pytest_on() {  # database-url pytest-arguments...
+  local url=$1
+  shift
+  rm -rf var/test-broker
+  DATABASE_URL=$url CELERY_BROKER_URL=$broker BROKER_DIR=$PWD/var/test-broker \
+    "$PY" -m pytest "$@"
+}
+
 run_suite() {  # label database-url
   echo "=== tests on $1 (broker: ${broker%%://*}) ==="
-  rm -rf var/test-broker
-  DATABASE_URL=$2 CELERY_BROKER_URL=$broker BROKER_DIR=$PWD/var/test-broker \
-    "$PY" -m pytest "${PYTEST_ARGS[@]}"
+  pytest_on "$2" "${PYTEST_ARGS[@]}"
+  if [ "$names_paths" = "false" ]; then
+    # A second host project, unlike the demo in every name (its own settings, models, mapping).
+    echo "=== a second host, tests/hosts/crm, on $1 ==="
+    status=0
+    pytest_on "$2" --ds=tests.hosts.crm.settings tests/hosts/crm "${PYTEST_ARGS[@]}" || status=$?
+    [ "$status" -eq 0 ] || [ "$status" -eq 5 ] || exit "$status"  # 5: -k selected none of its tests
+  fi
 }
 
 PYTEST_ARGS=("$@")
+names_paths=false  # arguments naming test files or folders are for the main suite only
+for arg in "$@"; do
+  if [ -e "${arg%%::*}" ]; then names_paths=true; fi
+done
 run_suite SQLite "sqlite:///$PWD/var/test-main.sqlite3"
 
 if reachable 127.0.0.1 5432; then

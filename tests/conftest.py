@@ -14,7 +14,6 @@ import pytest
 from django.db import connection
 
 from lookout_xero.testing.fake_xero import FakeXero
-from project.funders.models import Organisation
 from tests.schema import assert_valid_contact_requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +46,9 @@ def xero(xero_server, settings):
 
 @pytest.fixture
 def organisation(db):
+    # Imported here: the second host's tests (tests/hosts/) run without the demo app installed.
+    from project.funders.models import Organisation
+
     return Organisation.objects.create(name="Harbour Trust")
 
 
@@ -77,6 +79,9 @@ class Worker:
     def start(self) -> None:
         env = {
             **os.environ,
+            # The worker loads the settings of this run (the demo's, or a second host's):
+            # pytest-django puts them here whether they came from --ds, the environment or the ini.
+            "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"],
             "DATABASE_URL": _database_url(),
             "XERO_TOKEN_URL": self.xero_server.token_url,
             "XERO_API_URL": self.xero_server.api_url,

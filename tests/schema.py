@@ -1,5 +1,9 @@
 """Validate request bodies against the Contact schema of Xero's official OpenAPI description.
 
+The schema comes from tests/fixtures/xero_contact_schema.json, extracted from Xero's
+xero_accounting.yaml by scripts/extract_contact_schema.py (which records the file's version and
+sha256): the tests read nothing outside the repository.
+
 Stricter than the file alone: an unknown key is an error (a misspelt field would otherwise be
 silently dropped by Xero), and so is a read-only field such as Website.
 """
@@ -7,30 +11,28 @@ silently dropped by Xero), and so is a read-only field such as Website.
 from __future__ import annotations
 
 import copy
+import json
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from jsonschema import Draft7Validator
 
+READ_ONLY = {"not": {}}
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "xero_contact_schema.json"
 
-def _find_spec() -> Path:
-    """shared/ lies beside the project checkout."""
-    for folder in Path(__file__).resolve().parents:
-        candidate = folder / "shared" / "xero" / "xero_accounting.yaml"
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError("shared/xero/xero_accounting.yaml not found beside the project")
+
+@lru_cache(maxsize=1)
+def contact_fixture() -> dict:
+    return json.loads(FIXTURE.read_text())
 
 
 @lru_cache(maxsize=1)
 def contact_validator() -> Draft7Validator:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    spec = yaml.load(_find_spec().read_text(), Loader=loader)
-    schemas = copy.deepcopy(spec["components"]["schemas"])
+    fixture = contact_fixture()
+    schemas = copy.deepcopy(fixture["schemas"])
     for schema in schemas.values():
         _tighten(schema)
-    root = {"$ref": "#/components/schemas/Contact", "components": {"schemas": schemas}}
+    root = {"$ref": f"#/components/schemas/{fixture['root']}", "components": {"schemas": schemas}}
     return Draft7Validator(root)
 
 
@@ -42,7 +44,9 @@ def _tighten(schema) -> None:
         schema["additionalProperties"] = False
         for name, prop in list(properties.items()):
             if isinstance(prop, dict) and prop.get("readOnly"):
-                properties[name] = False  # a boolean schema that nothing satisfies
+                # Nothing satisfies {"not": {}}. (A plain `False` would do, but jsonschema then
+                # reports the error without the key's path.)
+                properties[name] = READ_ONLY
             else:
                 _tighten(prop)
     if isinstance(schema.get("items"), dict):
@@ -51,7 +55,8 @@ def _tighten(schema) -> None:
 
 def contact_errors(contact: dict) -> list[str]:
     return [
-        f"{'/'.join(map(str, e.absolute_path)) or '<contact>'}: {e.message}"
+        f"{'/'.join(map(str, e.absolute_path)) or '<contact>'}: "
+        + ("read-only in Xero's API" if e.schema is READ_ONLY else e.message)
         for e in contact_validator().iter_errors(contact)
     ]
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.db.models import F
 from django.utils import timezone
 
-from .. import conf, wording
+from .. import conf, mapping, wording
 from ..client import Credentials, Token, XeroClient
 from ..exceptions import XeroError, XeroForbiddenError
 from ..fields import UndecryptableError
@@ -180,12 +180,13 @@ def log_row(
     message="",
     warnings=None,
 ) -> SyncLog:
+    name, email = mapping.log_identity(conf.mapping_function(), funder) if funder else ("", "")
     return SyncLog(
         connection_id=connection.pk,
         run_id=run.pk if isinstance(run, SyncRun) else run,
         funder=funder,
-        funder_name=str(getattr(funder, "name", "") or "")[:300],
-        funder_email=str(getattr(funder, "email", "") or "")[:300],
+        funder_name=name[:300],
+        funder_email=email[:300],
         xero_contact_id=contact_id or "",
         outcome=outcome,
         http_status=http_status,
