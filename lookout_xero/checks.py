@@ -54,6 +54,15 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 id="lookout_xero.E005",
             )
         )
+    if float(conf.get("LEASE_SECONDS")) <= float(conf.get("HTTP_TIMEOUT")) + 5:
+        errors.append(
+            checks.Error(
+                "LOOKOUT_XERO['LEASE_SECONDS'] must be longer than HTTP_TIMEOUT (plus a margin): "
+                "a drain renews its lease before each call, and one slow call must not let "
+                "another worker take the organisation over.",
+                id="lookout_xero.E007",
+            )
+        )
     if not getattr(settings, "FERNET_KEYS", None):
         errors.append(
             checks.Warning(

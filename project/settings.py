@@ -9,6 +9,9 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+import lookout_xero.queues as lookout_xero_queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -132,10 +135,25 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A message a worker took but never acknowledged (it was killed) is handed out again after
+    # this long. It must exceed the longest countdown the app schedules (25 minutes: drain
+    # follow-ups are capped there), or Redis would hand a countdown task to a second worker.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
 CELERY_TASK_IGNORE_RESULT = True
+# Crash safety: a task is acknowledged when it ends, not when it starts, and a worker killed
+# mid-task (OOM killer, a deploy out of grace time) gives its message back to the broker
+# (RabbitMQ at once; Redis after the visibility timeout). Every lookout_xero task is safe to
+# run twice: the lease turns a second drain away, a run is claimed once, batches replay by
+# Idempotency-Key.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message at a time per worker process: a drain waiting behind a long plan in the same
+# process would otherwise be stuck there while other workers are idle.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Each kind of work has its own queue (lookout_xero.queues); `celery worker -Q ...` picks them.
+CELERY_TASK_ROUTES = lookout_xero_queues.TASK_ROUTES
+CELERY_TASK_QUEUES = [Queue(name) for name in (*lookout_xero_queues.ALL, "celery")]
 # Publishing must not hang a web request when the broker is down: the outbox sweep delivers later.
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}

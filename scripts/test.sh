@@ -2,7 +2,9 @@
 # The whole suite: lint, then pytest on SQLite and on PostgreSQL, each time for the demo project
 # and for the second host project in tests/hosts/crm.
 # Broker: Redis when one answers on 127.0.0.1:6379 (always in CI), else Celery's embedded
-# filesystem broker. PostgreSQL runs when reachable; in CI (CI=true) both are required.
+# filesystem broker. PostgreSQL runs when reachable; in CI (CI=true) both are required. The
+# end-to-end worker tests run once more with RabbitMQ as the broker when it answers on
+# 127.0.0.1:5672 (required in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -10,6 +12,7 @@ mkdir -p var
 
 PG_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/lookout_xero}
 REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+AMQP_URL=${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672//}
 required=${CI:-false}
 
 reachable() {  # host port
@@ -64,4 +67,18 @@ elif [ "$required" = "true" ]; then
   echo "PostgreSQL is required in CI but is not answering on 127.0.0.1:5432" >&2; exit 1
 else
   echo "PostgreSQL not reachable: skipped the PostgreSQL run."
+fi
+
+if reachable 127.0.0.1 5672; then
+  broker=$AMQP_URL
+  database="sqlite:///$PWD/var/test-main.sqlite3"
+  reachable 127.0.0.1 5432 && database=$PG_URL
+  echo "=== end-to-end worker tests again, with RabbitMQ as the broker ==="
+  status=0
+  pytest_on "$database" -m worker "${PYTEST_ARGS[@]}" || status=$?
+  [ "$status" -eq 0 ] || [ "$status" -eq 5 ] || exit "$status"  # 5: -k selected none of them
+elif [ "$required" = "true" ]; then
+  echo "RabbitMQ is required in CI but is not answering on 127.0.0.1:5672" >&2; exit 1
+else
+  echo "RabbitMQ not reachable: skipped the RabbitMQ run."
 fi

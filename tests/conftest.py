@@ -76,7 +76,8 @@ class Worker:
         # The worker's e-mail (its beat runs the alert check) goes to files a test can read.
         self.mail_dir = ROOT / "var" / f"test-mail-{os.getpid()}"
 
-    def start(self) -> None:
+    def start(self, *, purge: bool = True) -> None:
+        """Start the worker; `purge=False` keeps what a killed worker left in the broker."""
         env = {
             **os.environ,
             # The worker loads the settings of this run (the demo's, or a second host's):
@@ -96,7 +97,8 @@ class Worker:
         shutil.rmtree(self.mail_dir, ignore_errors=True)
         from project.celery import app
 
-        app.control.purge()  # nothing left over from an earlier test's worker
+        if purge:
+            app.control.purge()  # nothing left over from an earlier test's worker
         log = self.log_path.open("ab")
         started_at = log.tell()  # the log is appended to: only this start's lines count
         self.process = subprocess.Popen(

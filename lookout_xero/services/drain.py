@@ -338,6 +338,10 @@ def _prepare_upsert(item: _Item) -> None:
 
 
 def _send_batch(connection: XeroConnection, client: XeroClient, batch: list[_Item]) -> None:
+    if client.before_request:
+        client.before_request(client)  # pace first: a wait must not undo the look-up below
+    # If this worker dies before Xero answers, the next drain looks before creating again.
+    OutboxEntry.objects.filter(pk__in=[i.entry.pk for i in batch]).update(looked_up=False)
     try:
         results = client.save_contacts(
             [i.sent for i in batch], idempotency_key=_idempotency_key(connection, batch)
@@ -512,7 +516,6 @@ def _retry_or_give_up(connection, entries: list[OutboxEntry], exc: XeroError) ->
             attempts=F("attempts") + 1,
             due_at=timezone.now() + timedelta(seconds=decision.seconds),
             last_error=str(exc),
-            looked_up=False,  # the failed POST may have created the contact: look first
         )
     if waits:
         write_log(connection, Outcome.RETRYING, http_status=exc.status_code, message=str(exc))

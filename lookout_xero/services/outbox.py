@@ -117,9 +117,10 @@ def sweep() -> dict[str, int]:
         planned_at__isnull=True,
         heartbeat_at__lt=stuck,
     )
-    if orphaned.exists():  # (the sweep of an idle system only reads)
-        orphaned.update(status=SyncRun.Status.PENDING)
-    run_ids = list(runs.values_list("pk", flat=True))
+    orphaned_ids = list(orphaned.values_list("pk", flat=True))
+    if orphaned_ids:  # (the sweep of an idle system only reads)
+        SyncRun.objects.filter(pk__in=orphaned_ids).update(status=SyncRun.Status.PENDING)
+    run_ids = sorted({*runs.values_list("pk", flat=True), *orphaned_ids})
     for run_id in run_ids:
         dispatch.send(dispatch.START_FULL_SYNC, run_id)
     # Work is due and nobody holds the lease: its drain was lost, or its holder died. (A live

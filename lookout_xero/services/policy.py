@@ -27,9 +27,10 @@ class Decision:
     seconds: float = 0.0  # how long to wait (PAUSE, WAIT, RETRY)
 
 
-# Longest countdown the sync schedules; beyond that, the sweep picks the work up. A Redis
-# broker's visibility_timeout must be longer than this (README, "Production").
-MAX_FOLLOW_UP_SECONDS = 3600
+# Longest countdown the sync schedules; beyond that, the sweep picks the work up. A worker holds
+# a countdown task unacknowledged until it is due, so this stays under RabbitMQ's default
+# consumer_timeout (30 min), and a Redis broker's visibility_timeout must be longer (README).
+MAX_FOLLOW_UP_SECONDS = 25 * 60
 # When Xero sends no Retry-After: a day-limit pause, a minute-limit wait, a concurrency wait.
 DEFAULT_PAUSE_SECONDS = 3600
 DEFAULT_WAIT_SECONDS = {"minute": 60, "concurrent": 1}

@@ -284,11 +284,22 @@ class FakeXero:
         )
 
     def delay_next(
-        self, seconds: float, *, times: int = 1, path_contains: str = "/Contacts"
+        self,
+        seconds: float,
+        *,
+        times: int = 1,
+        path_contains: str = "/Contacts",
+        method: str | None = None,
     ) -> None:
         """Sleep ``seconds`` before answering the next ``times`` matching requests."""
         self._add_fault(
-            _Fault(kind="delay", remaining=times, path_contains=path_contains, seconds=seconds)
+            _Fault(
+                kind="delay",
+                remaining=times,
+                path_contains=path_contains,
+                method=method,
+                seconds=seconds,
+            )
         )
 
     def wait_for(self, predicate: Callable[[FakeXero], bool], timeout: float = 10.0) -> bool:

@@ -1,0 +1,168 @@
+"""Production operation in-process: queues, what the sweep and a funder save cost, leases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from celery.signals import before_task_publish
+from django.db import connection as db
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from lookout_xero import dispatch, queues, services
+from lookout_xero.models import OutboxEntry, SyncRun, XeroConnection
+from project.funders.models import Funder, Organisation
+from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def published():
+    """(task name, routing key) of every message published while the test runs."""
+    seen = []
+
+    def record(sender=None, routing_key=None, **kwargs):
+        seen.append((sender, routing_key))
+
+    before_task_publish.connect(record, weak=False)
+    yield seen
+    before_task_publish.disconnect(record)
+
+
+def test_each_kind_of_work_goes_to_its_own_queue(published):
+    for task in (dispatch.START_FULL_SYNC, dispatch.DRAIN_OUTBOX):
+        dispatch.send(task, 1)
+    from lookout_xero import tasks
+
+    tasks.sweep_outbox.delay()
+    tasks.prune_logs.delay()
+    tasks.check_alerts.delay()
+    assert published == [
+        ("lookout_xero.start_full_sync", queues.PLAN),
+        ("lookout_xero.drain_outbox", queues.DRAIN),
+        ("lookout_xero.sweep_outbox", queues.HOUSEKEEPING),
+        ("lookout_xero.prune_logs", queues.HOUSEKEEPING),
+        ("lookout_xero.check_alerts", queues.HOUSEKEEPING),
+    ]
+    assert set(queues.TASK_ROUTES) >= {name for name, _ in published}
+
+
+def idle_connections(count: int) -> None:
+    organisations = Organisation.objects.bulk_create(
+        [Organisation(name=f"Idle {i:04}") for i in range(count)]
+    )
+    XeroConnection.objects.bulk_create(
+        [
+            XeroConnection(
+                organisation=organisation, client_id="c", client_secret="s", enabled=True
+            )
+            for organisation in organisations
+        ]
+    )
+
+
+def sweep_queries() -> int:
+    with CaptureQueriesContext(db) as queries:
+        services.sweep()
+    return len(queries)
+
+
+def test_the_sweep_costs_the_same_for_ten_or_a_thousand_idle_connections(published):
+    idle_connections(10)
+    with_ten = sweep_queries()
+    idle_connections(990)
+    with_a_thousand = sweep_queries()
+    print(f"sweep with 10 idle connections: {with_ten} queries; with 1,000: {with_a_thousand}")
+    assert with_ten == with_a_thousand <= 4
+    assert published == []
+
+
+def test_the_sweep_leaves_a_working_drain_alone_and_takes_over_from_a_dead_one(
+    organisation, published
+):
+    connection = make_connection(organisation, enabled=True)
+    make_funder(organisation, "Waiting")
+    published.clear()
+    lease = services.Lease.acquire(connection.pk)
+    assert services.sweep()["connections"] == 0 and published == []  # its holder is on it
+    XeroConnection.objects.filter(pk=connection.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)  # the holder stopped renewing
+    )
+    assert services.sweep()["connections"] == 1
+    assert published == [("lookout_xero.drain_outbox", queues.DRAIN)]
+    with pytest.raises(services.LeaseLost):
+        XeroConnection.objects.filter(pk=connection.pk).update(lease_token="someone-else")
+        lease.renew()
+
+
+def test_a_drain_turned_away_comes_back_once_when_the_lease_would_expire(organisation):
+    connection = make_connection(organisation, enabled=True)
+    services.Lease.acquire(connection.pk)
+    follow_up = services.drain_once(connection.pk)
+    assert follow_up.for_lease and 40 < follow_up.seconds <= 46  # LEASE_SECONDS (45) + 1
+    assert services.drain_once(connection.pk, waited_for_lease=True) is None  # once only
+
+
+def test_a_funder_save_costs_one_look_up_and_one_upsert(organisation, published):
+    grant = Funder.objects.create(organisation=organisation, name="Grant", funder_type="grant")
+    member = make_funder(organisation, "Member")
+    with CaptureQueriesContext(db) as queries:
+        grant.save()
+    assert len(queries) == 1  # the UPDATE of the funder: out of scope, nothing else
+
+    with CaptureQueriesContext(db) as queries:
+        member.save()
+    assert len(queries) == 2  # the UPDATE, and the look-up: no enabled connection
+
+    connection = make_connection(organisation, enabled=True)
+    with CaptureQueriesContext(db) as queries:
+        member.save()
+    assert len(queries) == 3  # the UPDATE, the look-up, one upsert of its outbox row
+    assert "ON CONFLICT" in queries[-1]["sql"]
+
+    # A drain already asked for takes later changes too: no more asking, no publish.
+    XeroConnection.objects.filter(pk=connection.pk).update(drain_requested=True)
+    published.clear()
+    with CaptureQueriesContext(db) as queries:
+        make_funder(organisation, "Another").save()
+    assert published == []
+    assert OutboxEntry.objects.filter(connection=connection).count() == 2
+
+
+def test_one_drain_is_asked_for_until_it_ends(
+    organisation, xero, django_capture_on_commit_callbacks, published
+):
+    xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    connection = make_connection(organisation, enabled=True)
+    services.run_full_sync(connection.runs.get().pk)
+    published.clear()
+    for i in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            make_funder(organisation, f"Saved {i}")  # three commits, one publish
+    assert published == [("lookout_xero.drain_outbox", queues.DRAIN)]
+    services.drain(connection.pk)  # the drain ends: the next save asks again
+    assert not XeroConnection.objects.get(pk=connection.pk).drain_requested
+    with django_capture_on_commit_callbacks(execute=True):
+        make_funder(organisation, "After The Drain")
+    assert len(published) == 2
+
+
+def test_a_planner_that_stops_beating_is_planned_again(organisation, xero):
+    xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    make_funder(organisation, "Orphan")
+    connection = make_connection(organisation, enabled=True)
+    run = connection.runs.get()
+    now = timezone.now()
+    SyncRun.objects.filter(pk=run.pk).update(
+        status="running",
+        started_at=now - timedelta(hours=2),
+        created_at=now - timedelta(hours=2),
+        heartbeat_at=now,
+    )
+    assert services.sweep()["runs"] == 0  # started long ago, but alive: left alone
+    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=now - timedelta(seconds=46))
+    assert services.sweep()["runs"] == 1
+    run.refresh_from_db()
+    assert run.status == "pending"
