@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install lint bench
+.PHONY: demo test install lint bench bench-production bench-smoke
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,5 +23,14 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The engine alone, Xero's limits lifted (SQLite, in-process).
 bench: install
 	$(PY) scripts/bench.py
+
+# Production: Xero's real limits, real Celery workers, PostgreSQL + Redis. Minutes; writes
+# docs/performance.md. It drops and re-creates BENCH_DATABASE_URL and flushes BENCH_REDIS_URL.
+bench-production: install
+	$(PY) scripts/bench_production.py $(ARGS)
+
+bench-smoke: install
+	$(PY) scripts/bench_production.py --smoke $(ARGS)
