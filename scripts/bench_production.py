@@ -167,6 +167,8 @@ class TimedFake(FakeXero):
     """
 
     def __init__(self, **kwargs) -> None:
+        if not callable(getattr(FakeXero, "_serve", None)):
+            raise RuntimeError("FakeXero._serve is gone: update TimedFake to time requests")
         super().__init__(**kwargs)
         self.spans: list[Span] = []
         self._span_lock = threading.Lock()
