@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install lint bench wheel-check
+.PHONY: demo test install lint bench bench-production bench-smoke wheel-check
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,18 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The engine alone, Xero's limits lifted (SQLite, in-process).
 bench: install
 	$(PY) scripts/bench.py
 
 # The wheel, installed into a clean virtualenv, checks and migrates in a host that is not the demo.
 wheel-check: install
 	bash scripts/wheel_check.sh
+
+# Production: Xero's real limits, real Celery workers, PostgreSQL + Redis. Minutes; writes
+# docs/performance.md. It drops and re-creates BENCH_DATABASE_URL and flushes BENCH_REDIS_URL.
+bench-production: install
+	$(PY) scripts/bench_production.py $(ARGS)
+
+bench-smoke: install
+	$(PY) scripts/bench_production.py --smoke $(ARGS)

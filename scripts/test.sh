@@ -69,6 +69,18 @@ else
   echo "PostgreSQL not reachable: skipped the PostgreSQL run."
 fi
 
+# The production benchmark at smoke size (about 20 s), after a full run only: it proves the
+# harness still drives real workers end to end; its figures mean nothing at this size.
+if [ ${#PYTEST_ARGS[@]} -eq 0 ] && [ "$broker" != "filesystem://" ] && reachable 127.0.0.1 5432; then
+  echo "=== production benchmark, smoke size (log: var/bench-smoke.log) ==="
+  if ! BENCH_DATABASE_URL="${PG_URL}_bench" BENCH_REDIS_URL=$REDIS_URL \
+    "$PY" scripts/bench_production.py --smoke >var/bench-smoke.log 2>&1; then
+    tail -40 var/bench-smoke.log >&2
+    exit 1
+  fi
+  tail -1 var/bench-smoke.log
+fi
+
 if reachable 127.0.0.1 5672; then
   broker=$AMQP_URL
   database="sqlite:///$PWD/var/test-main.sqlite3"

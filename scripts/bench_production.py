@@ -1,0 +1,870 @@
+"""Benchmarks a Lookout engineer can trust: the engine as production runs it. Prints figures.
+
+Xero's real limits on the fake Xero (60 calls a minute, 5 at once, 5,000 a day per
+organisation), real `celery -A project worker` processes (and beat) on PostgreSQL + Redis:
+
+1. one organisation, 4,000 funders, full sync: wall time against the minute limit's floor;
+2. 20 organisations x 500 funders enabled together on 2 workers, while single edits of other
+   organisations are timed;
+3. the same data pushed by the naive integration a user would otherwise write
+   (scripts/naive_integration.py), side by side with scenario 1;
+4. planning a full sync of 100,000 funders: worker peak RSS and queries per 50 funders;
+5. what the funder post_save receiver costs a save.
+
+The benchmark owns its database and Redis database: it drops and re-creates BENCH_DATABASE_URL
+(its name must contain "bench") and flushes BENCH_REDIS_URL. Run `make bench-production`
+(minutes; writes docs/performance.md) or `make bench-smoke` (small sizes, under a minute).
+Figures are printed, never asserted on a clock: a run fails only when a sync never finishes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from math import ceil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
+VAR = ROOT / "var"
+sys.path[:0] = [str(ROOT), str(SCRIPTS)]
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/lookout_xero_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+CONTACTS = "/api.xro/2.0/Contacts"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    one_org: int  # scenario 1 and 3
+    naive_seconds: float  # scenario 3 stops there, then projects from its measured rate
+    wave_orgs: int  # scenario 2
+    wave_funders: int
+    small_orgs: int
+    small_funders: int
+    plan_sizes: tuple[int, ...]  # scenario 4
+    saves: int  # scenario 5, per round
+    save_rounds: int
+
+
+FULL = Sizes(4000, 300, 20, 500, 5, 20, (10_000, 100_000), 400, 3)
+SMOKE = Sizes(50, 60, 3, 40, 2, 5, (2_000,), 100, 1)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--smoke", action="store_true", help="small sizes, for CI")
+    parser.add_argument("--only", default="1,2,3,4,5", help="scenarios to run, e.g. 1,3")
+    parser.add_argument(
+        "--naive-seconds", type=float, help="cap on scenario 3 (0: run it to the end)"
+    )
+    parser.add_argument("--doc", help="write the report here (full runs: docs/performance.md)")
+    parser.add_argument("--note", help="a line for the report, e.g. what else the machine ran")
+    parser.add_argument("--queues", help="comma-separated queues for the workers (default: all)")
+    return parser.parse_args()
+
+
+ARGS = parse_args()
+SIZES = SMOKE if ARGS.smoke else FULL
+if ARGS.naive_seconds is not None:
+    SIZES = Sizes(**{**SIZES.__dict__, "naive_seconds": ARGS.naive_seconds or float("inf")})
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", REDIS_URL)
+os.environ.update(
+    DJANGO_SETTINGS_MODULE="project.settings",
+    DATABASE_URL=DATABASE_URL,
+    CELERY_BROKER_URL=BROKER_URL,
+    BENCH_REDIS_URL=REDIS_URL,
+    DEBUG="false",  # as in production: DEBUG keeps every query in memory
+    LOOKOUT_XERO_LOG_LEVEL="WARNING",
+)
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    name = urlsplit(DATABASE_URL).path.lstrip("/")
+    if "bench" not in name:
+        sys.exit(f"BENCH_DATABASE_URL must name a database with 'bench' in it (got {name!r})")
+    admin = urlsplit(DATABASE_URL)._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def flush_redis() -> None:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+recreate_database()
+flush_redis()
+
+import django  # noqa: E402
+
+django.setup()
+
+import bench_hooks  # noqa: E402
+import naive_integration  # noqa: E402
+import redis  # noqa: E402
+from celery.signals import before_task_publish  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection as db  # noqa: E402
+
+from lookout_xero.models import OutboxEntry, SyncRun, XeroConnection  # noqa: E402
+from lookout_xero.testing.fake_xero import FakeXero  # noqa: E402
+from project.funders.models import Funder, Organisation  # noqa: E402
+
+REDIS = redis.Redis.from_url(REDIS_URL)
+LINES: list[str] = []
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+    LINES.append(text)
+
+
+def table(headers: list[str], rows: list[list]) -> None:
+    say("| " + " | ".join(headers) + " |")
+    say("|" + "|".join("---" for _ in headers) + "|")
+    for row in rows:
+        say("| " + " | ".join(str(cell) for cell in row) + " |")
+    say()
+
+
+# --- the fake Xero, with each request's time span -------------------------------------------------
+
+
+@dataclass
+class Span:
+    client_id: str | None
+    method: str
+    path: str
+    start: float
+    end: float
+    status: int
+    problem: str  # X-Rate-Limit-Problem of a 429
+
+
+class TimedFake(FakeXero):
+    """The shipped fake Xero, recording when each request started and ended.
+
+    Bench-only: the fake keeps no timestamps nor a peak of concurrent calls, and this is the
+    least intrusive place to take them (around its one request entry point).
+    """
+
+    def __init__(self, **kwargs) -> None:
+        if not callable(getattr(FakeXero, "_serve", None)):
+            raise RuntimeError("FakeXero._serve is gone: update TimedFake to time requests")
+        super().__init__(**kwargs)
+        self.spans: list[Span] = []
+        self._span_lock = threading.Lock()
+
+    def _serve(self, record):
+        start = time.monotonic()
+        reply = super()._serve(record)
+        span = Span(
+            record.client_id,
+            record.method,
+            record.path,
+            start,
+            time.monotonic(),
+            reply.status,
+            reply.headers.get("X-Rate-Limit-Problem", ""),
+        )
+        with self._span_lock:
+            self.spans.append(span)
+        return reply
+
+    def spans_of(self, client_id: str) -> list[Span]:
+        with self._span_lock:
+            return [s for s in self.spans if s.client_id == client_id]
+
+
+@dataclass
+class CallStats:
+    contacts_calls: int  # tenant calls (Contacts), 429s included
+    counted: int  # those Xero counts against its limits (not 429)
+    writes: int  # successful PUT/POST
+    rate_limited: dict[str, int]
+    tokens: int
+    max_concurrent: int
+    last_write_end: float | None
+
+
+def call_stats(fake: TimedFake, client_id: str) -> CallStats:
+    spans = fake.spans_of(client_id)
+    contacts = [s for s in spans if s.path.startswith(CONTACTS)]
+    limited: dict[str, int] = {}
+    for s in contacts:
+        if s.status == 429:
+            limited[s.problem or "?"] = limited.get(s.problem or "?", 0) + 1
+    writes = [s for s in contacts if s.method in ("PUT", "POST") and 200 <= s.status < 300]
+    return CallStats(
+        contacts_calls=len(contacts),
+        counted=sum(1 for s in contacts if s.status != 429),
+        writes=len(writes),
+        rate_limited=limited,
+        tokens=sum(1 for s in spans if s.path.endswith("/token")),
+        max_concurrent=max_overlap(contacts),
+        last_write_end=max((s.end for s in writes), default=None),
+    )
+
+
+def max_overlap(spans: list[Span]) -> int:
+    """Most requests in flight at once (a request ending frees its slot before one starts)."""
+    events = sorted([(s.start, 1) for s in spans] + [(s.end, -1) for s in spans])
+    peak = current = 0
+    for _, step in events:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+def floor_seconds(calls: int) -> float:
+    """Least wall time for this many counted calls in Xero's fixed 60-second windows."""
+    return 60.0 * max(0, ceil(calls / 60) - 1)
+
+
+def fmt_limited(limited: dict[str, int]) -> str:
+    total = sum(limited.values())
+    if not total:
+        return "0"
+    return f"{total} (" + ", ".join(f"{k} {v}" for k, v in sorted(limited.items())) + ")"
+
+
+# --- Celery workers, as production runs them ------------------------------------------------------
+
+
+def worker_queues() -> list[str]:
+    """Every queue the project routes to, so a plain worker node takes all of them."""
+    if ARGS.queues:
+        return ARGS.queues.split(",")
+    from project.celery import app
+
+    names = {app.conf.task_default_queue or "celery"}
+    names.update(q.name for q in app.conf.task_queues or ())
+    routes = app.conf.task_routes or {}
+    for table_ in routes if isinstance(routes, list | tuple) else [routes]:
+        for route in table_.values() if isinstance(table_, dict) else ():
+            queue = route.get("queue") if isinstance(route, dict) else route
+            names.add(getattr(queue, "name", queue))
+    return sorted(n for n in names if n)
+
+
+class Workers:
+    """`celery -A project worker` nodes (and optionally beat), killed together at the end."""
+
+    def __init__(self, fake: TimedFake) -> None:
+        self.env = {
+            **os.environ,
+            "XERO_TOKEN_URL": fake.token_url,
+            "XERO_API_URL": fake.api_url,
+            "PYTHONPATH": os.pathsep.join([str(SCRIPTS), str(ROOT)]),
+        }
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, nodes: int, *, concurrency: int = 1, beat: bool = True) -> None:
+        queues = ",".join(worker_queues())
+        for n in range(nodes):
+            log = VAR / f"bench-worker-{n}.log"
+            command = ["worker", "-I", "bench_hooks,naive_integration", "-Q", queues]
+            command += [f"--concurrency={concurrency}", "-n", f"bench{n}@%h", "--loglevel=INFO"]
+            command += ["--without-gossip", "--without-mingle"]
+            self._spawn(command, log)
+        for n, process in enumerate(list(self.processes)):
+            self._wait_ready(process, VAR / f"bench-worker-{n}.log")
+        if beat:
+            schedule = VAR / "bench-beat-schedule"
+            schedule.unlink(missing_ok=True)
+            self._spawn(["beat", "-s", str(schedule), "--loglevel=WARNING"], VAR / "bench-beat.log")
+
+    def _spawn(self, command: list[str], log: Path) -> None:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "project", *command],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+
+    @staticmethod
+    def _wait_ready(process: subprocess.Popen, log: Path) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if b"ready." in log.read_bytes():
+                return
+            if process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f"worker did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+    def pool_pids(self) -> list[int]:
+        """The pool processes of the worker nodes: where tasks run (not beat)."""
+        mains = [p.pid for p in self.processes if p.poll() is None and "beat" not in p.args]
+        return [pid for pid, parent in _parents().items() if parent in mains]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes = []
+
+
+def _parents() -> dict[int, int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def proc_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def make_org(fake: TimedFake, label: str, funders: int) -> tuple[Organisation, XeroConnection]:
+    """An organisation with `funders` membership funders and a connection, not yet enabled."""
+    fake.add_organisation(label, "bench-secret", label)
+    organisation = Organisation.objects.create(name=label)
+    for start in range(0, funders, 5000):
+        Funder.objects.bulk_create(
+            Funder(
+                organisation=organisation,
+                name=f"{label} funder {i:06}",
+                email=f"f{i}@{label}.example.org",
+                phone=f"04 555 {i % 10000:04}",
+                city="Wellington",
+                funder_type="membership",
+            )
+            for i in range(start, min(funders, start + 5000))
+        )
+    connection = XeroConnection.objects.create(
+        organisation=organisation, client_id=label, client_secret="bench-secret"
+    )
+    return organisation, connection
+
+
+def enable(connection: XeroConnection) -> None:
+    """Flip Enabled the way admin does (a save that commits): the full sync starts on commit."""
+    connection.enabled = True
+    connection.save()
+
+
+def synced(fake: TimedFake, connection: XeroConnection, funders: int) -> bool:
+    if len(fake.org(connection.client_id).contacts) < funders:
+        return False
+    run = SyncRun.objects.filter(connection=connection, dry_run=False).order_by("-pk").first()
+    return run is not None and run.status == SyncRun.Status.COMPLETED
+
+
+def wait_until(predicate, timeout: float, what: str, poll: float = 0.25) -> None:
+    """Wait for a sync to finish; one that never does is the only way a run fails."""
+    if ARGS.smoke:
+        timeout = min(timeout, 180)  # tiny sizes: anything slower is stuck, not slow
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not done after {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, ceil(fraction * len(ordered)) - 1))]
+
+
+def seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+# --- 1 and 3: one organisation, ours and the naive integration ------------------------------------
+
+
+def scenario_one_org(fake: TimedFake) -> dict:
+    funders = SIZES.one_org
+    _, connection = make_org(fake, "s1-ours", funders)
+    started = time.monotonic()
+    enable(connection)
+    wait_until(lambda: synced(fake, connection, funders), 600 + 3 * funders, "scenario 1")
+    stats = call_stats(fake, connection.client_id)
+    wall = (stats.last_write_end or time.monotonic()) - started
+    return {"funders": funders, "pushed": funders, "wall": wall, "stats": stats, "capped": False}
+
+
+def scenario_naive(fake: TimedFake) -> dict:
+    funders = SIZES.one_org
+    label = "s1-naive"
+    fake.add_organisation(label, "bench-secret", label)
+    organisation = Organisation.objects.create(name=label)
+    source = Funder.objects.filter(organisation__name="s1-ours").order_by("pk")
+    Funder.objects.bulk_create(
+        Funder(organisation=organisation, name=f.name.replace("s1-ours", label), email=f.email,
+               phone=f.phone, city=f.city, funder_type=f.funder_type)
+        for f in source.iterator()
+    )  # fmt: skip
+    naive_integration.register(
+        organisation.pk,
+        client_id=label,
+        client_secret="bench-secret",
+        api_url=fake.api_url,
+        token_url=fake.token_url,
+    )
+    contacts = fake.org(label).contacts
+    started = time.monotonic()
+    naive_integration.backfill(organisation.pk)
+    deadline = started + SIZES.naive_seconds
+    while len(contacts) < funders and time.monotonic() < deadline:
+        time.sleep(0.25)
+    stats = call_stats(fake, label)
+    pushed = len(contacts)
+    capped = pushed < funders
+    wall = (time.monotonic() if capped else stats.last_write_end) - started
+    return {"funders": funders, "pushed": pushed, "wall": wall, "stats": stats, "capped": capped}
+
+
+def report_one_org(ours: dict, naive: dict | None) -> None:
+    say(f"## 1. One organisation, {ours['funders']:,} funders: full sync at Xero's real limits")
+    say()
+    say("Wall time from the Enabled save to the last contact written. Floor: the least time the")
+    say("same counted calls can take in Xero's fixed 60-second windows (60 calls each).")
+    say()
+    rows = [one_org_row("lookout_xero", ours)]
+    if naive:
+        rows.append(one_org_row("naive (one contact per call)", naive))
+    table(
+        ["integration", "funders written", "wall s", "floor s", "wall / floor", "Contacts calls",
+         "counted calls", "429s", "token calls", "max concurrent"],
+        rows,
+    )  # fmt: skip
+    if naive:
+        report_naive_ratio(ours, naive)
+
+
+def one_org_row(label: str, result: dict) -> list:
+    stats: CallStats = result["stats"]
+    floor = floor_seconds(stats.counted)
+    ratio = f"{result['wall'] / floor:.2f}" if floor and not result["capped"] else "—"
+    written = f"{result['pushed']:,}" + (
+        f" of {result['funders']:,} (capped)" if result["capped"] else ""
+    )
+    return [label, written, seconds(result["wall"]), seconds(floor), ratio,
+            stats.contacts_calls, stats.counted, fmt_limited(stats.rate_limited), stats.tokens,
+            stats.max_concurrent]  # fmt: skip
+
+
+def report_naive_ratio(ours: dict, naive: dict) -> None:
+    stats: CallStats = naive["stats"]
+    calls, wall, bound = stats.contacts_calls, naive["wall"], ""
+    if naive["capped"]:
+        # Lower bounds, not extrapolations: every funder left still needs its own call, and one
+        # call per funder cannot beat the minute limit's floor.
+        calls += naive["funders"] - naive["pushed"]
+        wall = max(wall, floor_seconds(naive["funders"]))
+        bound = ">= "
+        say(f"The naive run was stopped after {naive['wall']:.0f} s with {naive['pushed']:,} of")
+        say(f"{naive['funders']:,} funders written. Its totals are lower bounds: the calls made so")
+        say("far plus one per funder left (no more 429s), and the floor of one call per funder.")
+        say()
+    ratio = "<= " if bound else ""
+    table(
+        ["for the same funders", "lookout_xero", "naive", "ours / naive"],
+        [
+            ["Contacts calls", ours["stats"].contacts_calls, f"{bound}{calls:,}",
+             f"{ratio}{ours['stats'].contacts_calls / calls:.3f}"],
+            ["wall s", seconds(ours["wall"]), f"{bound}{wall:,.1f}",
+             f"{ratio}{ours['wall'] / wall:.3f}"],
+        ],
+    )  # fmt: skip
+
+
+# --- 2: many organisations at once, and edits of others meanwhile ---------------------------------
+
+
+class EditProbe:
+    """One thread per already-synced organisation edits one funder at a time, and times each
+    edit from its save to the fake Xero holding the new value."""
+
+    def __init__(self, fake: TimedFake, orgs: list[tuple[Organisation, XeroConnection]]) -> None:
+        self.fake = fake
+        self.targets = [
+            (connection.client_id, list(Funder.objects.filter(organisation=organisation)))
+            for organisation, connection in orgs
+        ]
+        self.latencies: list[float] = []
+        self.lost = 0
+        self.stopping = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._edit_until_stopped, args=(n,), daemon=True)
+            for n in range(len(self.targets))
+        ]
+
+    def __enter__(self) -> EditProbe:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join()
+
+    def _edit_until_stopped(self, n: int) -> None:
+        client_id, funders = self.targets[n]
+        edits = 0
+        try:
+            while not self.stopping.is_set():
+                funder = funders[edits % len(funders)]
+                funder.phone = f"09 {n:02}{edits:05}"
+                self._time_edit(client_id, funder)
+                edits += 1
+                time.sleep(0.2)
+        finally:
+            db.close()  # this thread's own database connection
+
+    def _time_edit(self, client_id: str, funder) -> None:
+        started = time.monotonic()
+        funder.save()
+        org = self.fake.org(client_id)
+        while time.monotonic() < started + 300:
+            if any(
+                phone["PhoneNumber"] == funder.phone
+                for contact in org.find(name=funder.name)
+                for phone in contact["Phones"]
+            ):
+                self.latencies.append(time.monotonic() - started)
+                return
+            time.sleep(0.02)
+        self.lost += 1
+
+
+def scenario_wave(fake: TimedFake) -> None:
+    small = [make_org(fake, f"s2-small-{i}", SIZES.small_funders) for i in range(SIZES.small_orgs)]
+    for _, connection in small:
+        enable(connection)
+    wait_until(lambda: all(synced(fake, c, SIZES.small_funders) for _, c in small), 600, "small")
+    wave = [make_org(fake, f"s2-org-{i:02}", SIZES.wave_funders) for i in range(SIZES.wave_orgs)]
+    pending = [connection for _, connection in wave]
+    with EditProbe(fake, small) as probe:
+        started = time.monotonic()
+        for connection in pending:
+            enable(connection)
+        deadline = started + (180 if ARGS.smoke else 1800)
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.5)
+            pending = [c for c in pending if not synced(fake, c, SIZES.wave_funders)]
+    report_wave(fake, wave, small, probe, started, unfinished=len(pending))
+
+
+def report_wave(fake, wave, small, probe: EditProbe, started: float, unfinished: int) -> None:
+    stats = [call_stats(fake, connection.client_id) for _, connection in wave]
+    done = [s.last_write_end - started for s in stats if s.last_write_end]
+    small_stats = [call_stats(fake, connection.client_id) for _, connection in small]
+    limited: dict[str, int] = {}
+    for s in stats + small_stats:
+        for problem, count in s.rate_limited.items():
+            limited[problem] = limited.get(problem, 0) + count
+    say(f"## 2. {len(wave)} organisations x {SIZES.wave_funders} funders enabled together")
+    say()
+    say(f"{len(wave)} connections switched on within a second of each other, on 2 worker nodes")
+    say(f"(`--concurrency=1` each) and beat. Meanwhile {len(small)} other organisations, already")
+    say(f"synced ({SIZES.small_funders} funders each), each had one funder edited at a time (the")
+    say("next edit 0.2 s after the last arrived): latency is from the save to the fake Xero")
+    say("holding the new value.")
+    say()
+    table(
+        ["organisations done", "done p50 s", "done p95 s", "done max s", "edits timed",
+         "edit p50 s", "edit p95 s", "edit max s", "max concurrent per org", "429s",
+         "Contacts calls"],
+        [[f"{len(wave) - unfinished} of {len(wave)}", *quantiles(done),
+          f"{len(probe.latencies)}" + (f" ({probe.lost} never arrived)" if probe.lost else ""),
+          *quantiles(probe.latencies, digits=2),
+          max(s.max_concurrent for s in stats + small_stats), fmt_limited(limited),
+          sum(s.contacts_calls for s in stats)]],
+    )  # fmt: skip
+    say("Each organisation's time to done, s: " + ", ".join(f"{t:.0f}" for t in sorted(done)))
+    say()
+
+
+def quantiles(values: list[float], digits: int = 1) -> list[str]:
+    if not values:
+        return ["—", "—", "—"]
+    return [f"{percentile(values, q):.{digits}f}" for q in (0.5, 0.95, 1.0)]
+
+
+# --- 4: planning a big full sync: memory and queries ----------------------------------------------
+
+BACKGROUND_TASKS = ("drain", "sweep", "prune", "alert", "naive")
+
+
+def planned(connection: XeroConnection, funders: int) -> bool:
+    run = SyncRun.objects.filter(connection=connection, dry_run=False).order_by("-pk").first()
+    if run is not None and (run.planned_at or run.status == SyncRun.Status.COMPLETED):
+        return True
+    queued = OutboxEntry.objects.filter(connection=connection).count()
+    return run is not None and queued >= funders  # however the engine marks a run planned
+
+
+def scenario_planning(fake: TimedFake, workers: Workers, funders: int) -> list:
+    _, connection = make_org(fake, f"s4-plan-{funders}", funders)
+    REDIS.delete(bench_hooks.TASKS_KEY)
+    workers.start(1, beat=False)
+    pids = workers.pool_pids()
+    baseline = max(proc_kb(pid, "VmRSS") for pid in pids)
+    started = time.monotonic()
+    enable(connection)
+    wait_until(lambda: planned(connection, funders), 600 + funders / 50, "planning", poll=0.5)
+    took = time.monotonic() - started
+    peak = max(proc_kb(pid, "VmHWM") for pid in pids)
+    workers.stop()
+    tasks = bench_hooks.read_task_stats(REDIS)
+    planning = {
+        name: s for name, s in tasks.items() if not any(w in name for w in BACKGROUND_TASKS)
+    }
+    queries = sum(s["queries"] for s in planning.values())
+    XeroConnection.objects.filter(pk=connection.pk).update(enabled=False)
+    OutboxEntry.objects.filter(connection=connection).delete()
+    flush_redis()  # the drains it asked for are not part of this scenario
+    names = ", ".join(f"{n.rsplit('.', 1)[-1]} x{s['runs']:.0f}" for n, s in planning.items())
+    return [f"{funders:,}", f"{took:.1f}", f"{baseline / 1024:.0f}", f"{peak / 1024:.0f}",
+            f"{(peak - baseline) / 1024:.0f}", f"{queries:,.0f}",
+            f"{queries / (funders / 50):.1f}", names]  # fmt: skip
+
+
+def report_planning(rows: list) -> None:
+    say("## 4. Planning a full sync: worker memory and queries")
+    say()
+    say("A fresh worker node (`--concurrency=1`) plans the full sync of an organisation with no")
+    say("contacts in Xero yet. RSS is the pool process's VmRSS when the node is ready and its")
+    say("VmHWM (peak) once the run is planned; queries are counted inside the worker, for the")
+    say("planning tasks only (drains that start meanwhile are left out).")
+    say()
+    table(
+        ["funders", "planned in s", "RSS before MiB", "peak RSS MiB", "growth MiB", "queries",
+         "queries per 50 funders", "planning tasks"],
+        rows,
+    )  # fmt: skip
+
+
+# --- 5: what the post_save receiver costs a save --------------------------------------------------
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.queries = 0
+        self.publishes = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.queries += 1
+        return execute(sql, params, many, context)
+
+    def published(self, **kwargs) -> None:
+        self.publishes += 1
+
+
+def receiver_variants(fake: TimedFake) -> dict[str, list]:
+    per_variant = SIZES.saves * SIZES.save_rounds + 20  # 20 warm-up saves each
+    variants = {}
+    for label in ("no connection", "disabled connection", "enabled connection", "naive receiver"):
+        slug = "s5-" + label.split()[0]
+        organisation, connection = make_org(fake, slug, per_variant)
+        if label in ("no connection", "naive receiver"):
+            connection.delete()
+        if label == "naive receiver":
+            naive_integration.connect_receiver({organisation.pk})
+        elif label == "enabled connection":
+            # Enabled without a full sync, and no worker running: the first save's drain stays
+            # pending, as during a sync, so what is timed is the steady state of an enabled org.
+            XeroConnection.objects.filter(pk=connection.pk).update(enabled=True)
+        variants[label] = list(Funder.objects.filter(organisation=organisation).order_by("pk"))
+    return variants
+
+
+def scenario_receiver(fake: TimedFake) -> None:
+    variants = receiver_variants(fake)
+    timings: dict[str, list[float]] = {label: [] for label in variants}
+    counters = {label: Counter() for label in variants}
+    for label, funders in variants.items():
+        save_all(funders[:20], f"warm-{label}")
+    for round_ in range(SIZES.save_rounds):
+        for label, funders in variants.items():  # interleaved, so machine noise hits all alike
+            chunk = funders[20 + round_ * SIZES.saves : 20 + (round_ + 1) * SIZES.saves]
+            counter = counters[label]
+            before_task_publish.connect(counter.published, weak=False, dispatch_uid="bench-pub")
+            with db.execute_wrapper(counter):
+                timings[label].append(save_all(chunk, f"r{round_}") / len(chunk) * 1000)
+            before_task_publish.disconnect(dispatch_uid="bench-pub")
+    flush_redis()  # the drains and naive tasks the saves queued
+    report_receiver(timings, counters)
+
+
+def save_all(funders: list, tag: str) -> float:
+    """Autocommit saves, each its own transaction as in a web request; returns seconds."""
+    started = time.perf_counter()
+    for funder in funders:
+        funder.phone = f"{tag}-{funder.pk}"[:100]
+        funder.save()
+    return time.perf_counter() - started
+
+
+def report_receiver(timings: dict[str, list[float]], counters: dict[str, Counter]) -> None:
+    saves = SIZES.saves * SIZES.save_rounds
+    base = statistics.median(timings["no connection"])
+    say(
+        f"## 5. The funder post_save receiver: {SIZES.saves} autocommit saves x {SIZES.save_rounds}"
+    )
+    say()
+    say("PostgreSQL + Redis broker, no worker running, so an enabled organisation's drain stays")
+    say("pending. ms per save is the median of the rounds; the goal for enabled is <= 1.3x none.")
+    say("Queries per save include the save's own UPDATE. The naive receiver is the one in")
+    say("scripts/naive_integration.py (a task published per save), on an organisation without")
+    say("a lookout_xero connection.")
+    say()
+    rows = []
+    for label, values in timings.items():
+        ms = statistics.median(values)
+        counter = counters[label]
+        rows.append([label, f"{ms:.2f}", f"{ms / base:.2f}x", f"{counter.queries / saves:.2f}",
+                     f"{counter.publishes / saves:.3f}"])  # fmt: skip
+    table(["organisation has", "ms per save", "vs none", "queries per save", "publishes per save"],
+          rows)  # fmt: skip
+
+
+# --- the machine, and the run ---------------------------------------------------------------------
+
+
+def machine() -> list[list[str]]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                  if line.startswith("model name")), platform.processor())  # fmt: skip
+    memory = proc_meminfo_gib()
+    with db.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        postgres = cursor.fetchone()[0]
+    import celery
+
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return [
+        ["CPU", f"{model}, {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))})"],
+        ["memory", f"{memory:.1f} GiB"],
+        ["load average at start", " ".join(f"{x:.2f}" for x in os.getloadavg())],
+        ["Python", platform.python_version()],
+        ["PostgreSQL", postgres],
+        ["Redis", REDIS.info("server")["redis_version"]],
+        ["Django / Celery", f"{django.get_version()} / {celery.__version__}"],
+        ["broker", urlsplit(BROKER_URL).scheme],
+        ["code", commit],
+        [
+            "run",
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {'smoke' if ARGS.smoke else 'full'} sizes",
+        ],
+    ]
+
+
+def proc_meminfo_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 1024 / 1024
+    return 0.0
+
+
+def run_scenarios(fake: TimedFake, workers: Workers, chosen: set[str]) -> None:
+    if chosen & {"1", "3"}:
+        workers.start(2)
+        ours = scenario_one_org(fake)
+        naive = scenario_naive(fake) if "3" in chosen else None
+        workers.stop()
+        flush_redis()  # the naive integration's retries still waiting: not the next scenario's
+        report_one_org(ours, naive)
+    if "2" in chosen:
+        workers.start(2)
+        try:
+            scenario_wave(fake)
+        finally:
+            workers.stop()
+            flush_redis()
+    if "4" in chosen:
+        report_planning([scenario_planning(fake, workers, size) for size in SIZES.plan_sizes])
+    if "5" in chosen:
+        scenario_receiver(fake)
+
+
+def write_doc(path: Path, took: float) -> None:
+    text = [
+        "# Performance",
+        "",
+        "Generated by `scripts/bench_production.py` (`make bench-production`); the figures below",
+        "come from one full run and are printed, never asserted. `make bench` (scripts/bench.py)",
+        "times the engine alone with Xero's limits lifted; this file is about production: the",
+        "fake Xero with Xero's real limits (60 calls a minute, 5 at once, 5,000 a day per",
+        "organisation), real `celery -A project worker` processes and beat, PostgreSQL and Redis.",
+        "Regenerate with `make bench-production` (add `ARGS='--note \"...\"'` to say what else",
+        "the machine was doing); `make bench-smoke` runs the same scenarios small.",
+        "",
+        *LINES,
+        f"The whole run took {took / 60:.1f} minutes; load average at the end: "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+        + ".",
+        "",
+    ]
+    path.write_text("\n".join(text))
+
+
+def main() -> None:
+    chosen = set(ARGS.only.split(","))
+    call_command("migrate", verbosity=0)
+    fake = TimedFake().start()  # Xero's real limits: the fake's defaults
+    settings.LOOKOUT_XERO = {
+        **settings.LOOKOUT_XERO, "TOKEN_URL": fake.token_url, "API_URL": fake.api_url
+    }  # fmt: skip
+    workers = Workers(fake)
+    started = time.monotonic()
+    say("## The machine")
+    say()
+    table(["", ""], machine())
+    if ARGS.note:
+        say(ARGS.note)
+        say()
+    try:
+        run_scenarios(fake, workers, chosen)
+    finally:
+        workers.stop()
+        fake.stop()
+    took = time.monotonic() - started
+    print(f"benchmark took {took:.0f} s", flush=True)
+    doc = ARGS.doc or (None if ARGS.smoke else str(ROOT / "docs" / "performance.md"))
+    if doc:
+        write_doc(Path(doc), took)
+        print(f"wrote {doc}")
+
+
+if __name__ == "__main__":
+    main()
