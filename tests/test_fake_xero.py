@@ -981,3 +981,25 @@ def test_deliver_webhook_sends_any_body_signed_or_not(org: FakeOrg, receiver: Re
     assert (unsigned.status, unsigned.events) == (401, [])
     assert "x-xero-signature" not in receiver.received[-1][0]
     assert receiver.received[0][1] == invoice
+
+
+def test_requests_say_when_they_were_answered_and_the_peak_in_flight_is_counted(
+    fake: FakeXero, api: requests.Session
+) -> None:
+    """Benchmarks read how many calls of one organisation Xero had in hand at once."""
+    fake.delay_next(0.5, times=3, method="GET")
+    threads = [
+        threading.Thread(target=api.get, args=(contacts_url(fake),), kwargs={"timeout": 5})
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    api.get(contacts_url(fake), timeout=5)  # a fourth, alone
+    gets = [r for r in fake.requests_for(CLIENT_ID) if r.method == "GET"]
+    assert len(gets) == 4 and all(r.answered_at >= r.received_at for r in gets)
+    assert fake.peak_in_flight(CLIENT_ID) == 3
+    fake.fail_next(429, headers={"X-Rate-Limit-Problem": "minute", "Retry-After": "5"})
+    api.get(contacts_url(fake), timeout=5)
+    assert fake.requests_for(CLIENT_ID)[-1].rate_limit_problem == "minute"

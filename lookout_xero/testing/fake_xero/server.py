@@ -302,6 +302,18 @@ class FakeXero:
             )
         )
 
+    def peak_in_flight(self, client_id: str) -> int:
+        """The most requests of one organisation Xero was answering at the same moment."""
+        events = []
+        for record in self.requests_for(client_id):
+            if record.answered_at is not None and record.path != TOKEN_PATH:
+                events += [(record.received_at, 1), (record.answered_at, -1)]
+        peak = current = 0
+        for _, step in sorted(events):  # an end sorts before a start at the same instant
+            current += step
+            peak = max(peak, current)
+        return peak
+
     def wait_for(self, predicate: Callable[[FakeXero], bool], timeout: float = 10.0) -> bool:
         """Poll ``predicate(self)`` until it is true or ``timeout`` seconds pass."""
         deadline = time.monotonic() + timeout
@@ -544,6 +556,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             json=parsed,
             client_id=fake._client_id_for(headers, form),
+            received_at=time.monotonic(),
         )
         fake._record(record)
         try:
@@ -559,7 +572,9 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return
         record.status = reply.status
+        record.rate_limit_problem = reply.headers.get("X-Rate-Limit-Problem", "")
         self._send(reply)
+        record.answered_at = time.monotonic()
 
     def _send(self, reply: Reply) -> None:
         self.send_response(reply.status)

@@ -55,6 +55,11 @@ class RecordedRequest:
     json: Any
     client_id: str | None
     status: int | None = None
+    # time.monotonic() when the request arrived and when its answer was sent (None: dropped).
+    received_at: float = 0.0
+    answered_at: float | None = None
+    # The X-Rate-Limit-Problem of a 429 answer ("minute", "day", "concurrent"...).
+    rate_limit_problem: str = ""
 
     def header(self, name: str) -> str | None:
         """Return a request header by case-insensitive name."""
