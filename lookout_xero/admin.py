@@ -72,6 +72,11 @@ def xero_contact_link(contact_id: str, *, short: bool = False):
     )
 
 
+def organisation_filter() -> str:
+    """The list filter's query parameter for one organisation, whatever the host's key is."""
+    return f"connection__organisation__{conf.organisation_model()._meta.pk.name}__exact"
+
+
 def run_label(run: SyncRun) -> str:
     return f"{'Preview' if run.dry_run else 'Full sync'} #{run.pk}"
 
@@ -290,10 +295,11 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         ]:
             urls[key] = reverse(f"{site}:lookout_xero_xeroconnection_{name}", args=[obj.pk])
         urls["conflicts"] += f"?connection={obj.pk}"
-        urls["log"] += f"?connection__organisation__id__exact={obj.organisation_id}"
-        urls["runs"] += f"?connection__organisation__id__exact={obj.organisation_id}"
+        by_organisation = f"{organisation_filter()}={obj.organisation_id}"
+        urls["log"] += f"?{by_organisation}"
+        urls["runs"] += f"?{by_organisation}"
         urls["failed"] = reverse(f"{site}:lookout_xero_xerocontactlink_changelist") + (
-            f"?state__exact=failed&connection__organisation__id__exact={obj.organisation_id}"
+            f"?state__exact=failed&{by_organisation}"
         )
         return urls
 
@@ -382,8 +388,9 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             return 0
         url = reverse(f"{self.admin_site.name}:lookout_xero_xerocontactlink_changelist")
         return format_html(
-            '<a href="{}?state__exact=failed&amp;connection__organisation__id__exact={}">{}</a>',
+            '<a href="{}?state__exact=failed&amp;{}={}">{}</a>',
             url,
+            organisation_filter(),
             obj.organisation_id,
             obj.lx_failed,
         )
