@@ -321,6 +321,7 @@ FOUND_IN_XERO = {
     XeroContactLink.MatchedBy.EMAIL,
     XeroContactLink.MatchedBy.NAME,
     XeroContactLink.MatchedBy.PERSON,
+    XeroContactLink.MatchedBy.MERGE,  # the survivor of a merge is the bookkeeper's contact
 }
 
 
