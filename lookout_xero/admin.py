@@ -17,10 +17,10 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, capfirst
 
-from . import audit, conf, link_admin, status, views
+from . import audit, conf, link_admin, services, status, views
 from .forms import XeroConnectionForm
 from .models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
 
@@ -52,6 +52,8 @@ LINK_BADGES = {
     XeroContactLink.State.PENDING: "syncing",
     XeroContactLink.State.CONFLICT: "paused",
     XeroContactLink.State.FAILED: "error",
+    XeroContactLink.State.ARCHIVED_IN_XERO: "paused",
+    XeroContactLink.State.GDPR_REQUEST: "paused",
 }
 
 
@@ -267,6 +269,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             lx_status=status.summary(obj) if obj else None,
             lx_credentials=link_admin.panel(obj) if obj and manager else None,
             lx_urls=self._page_urls(obj),
+            lx_webhook=self._webhook(request, obj) if obj else None,
         )
         if obj and not manager:
             # Nothing on the form is theirs to change.
@@ -274,6 +277,16 @@ class XeroConnectionAdmin(admin.ModelAdmin):
                 show_save=False, show_save_and_continue=False, show_save_and_add_another=False
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _webhook(self, request, obj) -> dict:
+        """The webhook URL to paste into Xero, and what the bookkeeper's changes did."""
+        facts = status.webhook_facts(obj)
+        base = conf.get("SITE_URL").rstrip("/")
+        path = facts["path"]
+        facts["url"] = (base + path if base else request.build_absolute_uri(path)) if path else ""
+        links = reverse(f"{self.admin_site.name}:lookout_xero_xerocontactlink_changelist")
+        facts["links"] = f"{links}?connection__organisation__id__exact={obj.organisation_id}"
+        return facts
 
     def _page_urls(self, obj) -> dict:
         site = self.admin_site.name
@@ -650,6 +663,40 @@ class LinkColumns:
     def xero_contact(self, obj):
         return xero_contact_link(obj.xero_contact_id)
 
+    @admin.display(description="Changed in Xero", ordering="drift_seen_at")
+    def drift_summary(self, obj):
+        """Each field the bookkeeper changed: Xero's value beside what Lookout sent."""
+        if not obj.drift:
+            return ""
+        return format_html(
+            '<ul class="lx-drift">{}</ul>',
+            format_html_join(
+                "",
+                "<li><code>{}</code>: Xero “{}”, Lookout “{}”</li>",
+                (
+                    (path, values.get("xero", ""), values.get("lookout", ""))
+                    for path, values in obj.drift.items()
+                ),
+            ),
+        )
+
+
+class DriftFilter(admin.SimpleListFilter):
+    """Links whose contact was edited in Xero since Lookout's last push."""
+
+    title = "changed in Xero"
+    parameter_name = "drift"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Differs from Lookout"), ("no", "Same as Lookout")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(drift_seen_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(drift_seen_at__isnull=True)
+        return queryset
+
 
 @admin.register(XeroContactLink)
 class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
@@ -661,9 +708,11 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
         "xero_contact",
         "matched_by",
         "last_synced_at",
+        "drift_summary",
         "short_error",
     ]
-    list_filter = ["state", "matched_by", "connection__organisation"]
+    list_filter = ["state", DriftFilter, "matched_by", "connection__organisation"]
+    actions = ["push_profile_now", "restore_in_xero", "stop_syncing"]
     list_select_related = ["funder", "connection__organisation"]
     search_fields = ["xero_contact_id"]
 
@@ -682,6 +731,39 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
             ),
             *super().get_urls(),
         ]
+
+    def has_operate_permission(self, request) -> bool:
+        return views.can_operate(request.user)
+
+    @admin.action(description="Push Lookout's profile now", permissions=["operate"])
+    def push_profile_now(self, request, queryset):
+        links = list(queryset.select_related("connection"))
+        queued = services.push_profile_now(links)
+        messages.success(request, f"Queued {queued} funder(s): Lookout's profile goes to Xero now.")
+        if queued < len(links):
+            messages.warning(
+                request,
+                f"{len(links) - queued} not queued: not synced by choice, held by the "
+                "bookkeeper's decision in Xero (archived, merged, GDPR), or disabled.",
+            )
+
+    @admin.action(description="Restore in Xero", permissions=["operate"])
+    def restore_in_xero(self, request, queryset):
+        links = queryset.select_related("connection", "funder")
+        restored = [link for link in links if services.restore_in_xero(link)]
+        for link in restored:
+            audit.record(request.user, link.connection, f"Restore in Xero: {link.funder}")
+        messages.success(request, f"{len(restored)} contact(s) will be restored in Xero.")
+        if len(restored) < len(links):
+            messages.warning(request, "Only links archived in Xero can be restored there.")
+
+    @admin.action(description="Stop syncing", permissions=["operate"])
+    def stop_syncing(self, request, queryset):
+        links = list(queryset.select_related("connection", "funder"))
+        for link in links:
+            services.stop_syncing_funder(link)
+            audit.record(request.user, link.connection, f"Stopped syncing: {link.funder}")
+        messages.success(request, f"{len(links)} funder(s) will no longer be synced to Xero.")
 
     @admin.display(description="Last error")
     def short_error(self, obj):
@@ -709,6 +791,7 @@ class XeroLinkInline(LinkColumns, admin.TabularInline):
         "xero_contact",
         "matched_by",
         "last_synced_at",
+        "drift_summary",
         "last_error",
     ]
     readonly_fields = fields

@@ -55,6 +55,21 @@ TOKEN_EXPIRY_MARGIN = timedelta(seconds=60)
 EXCERPT_LENGTH = 300
 # URL-encoded length of one `where` filter; well under the 2,048 bytes some servers allow.
 MAX_WHERE_LENGTH = 1500
+# ContactIDs per `GET /Contacts?IDs=…`: 50 GUIDs keep the URL under 2,000 bytes.
+IDS_PER_READ = 50
+# The parts of a contact that are its profile (compared with what Lookout sent: drift).
+PROFILE_KEYS = (
+    "Name",
+    "FirstName",
+    "LastName",
+    "EmailAddress",
+    "ContactNumber",
+    "AccountNumber",
+    "TaxNumber",
+    "CompanyNumber",
+    "Phones",
+    "Addresses",
+)
 
 
 @dataclass(frozen=True)
@@ -93,13 +108,18 @@ class XeroTenant:
 
 @dataclass(frozen=True)
 class XeroContact:
-    """The fields of an existing Xero contact that matching needs."""
+    """An existing Xero contact: what matching needs, where a merge led, and its profile."""
 
     contact_id: str
     name: str
     email: str
     contact_number: str
     status: str
+    # The contact this one was merged into in Xero. Xero shows it only on paged reads and
+    # reads by id (docs/xero.md, "Merged contacts"), so every read here is paged.
+    merged_to: str = ""
+    # The profile fields Lookout may send, as Xero holds them (for drift): Xero's own keys.
+    profile: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -233,6 +253,21 @@ class XeroClient:
             for contact in self.list_contacts(page=1, page_size=1000, where=where):
                 found[contact.contact_id] = contact
         return list(found.values())
+
+    def get_contacts_by_ids(self, contact_ids) -> list[XeroContact]:
+        """These contacts, archived and merged ones included: one paged GET per 50 ids.
+
+        Paged (``page=1``) because only paged reads carry ``MergedToContactID``; archived
+        contacts are asked for explicitly, as Xero does not document that ``IDs`` finds them.
+        """
+        ids = list(dict.fromkeys(i for i in contact_ids if i))
+        found: list[XeroContact] = []
+        for start in range(0, len(ids), IDS_PER_READ):
+            chunk = ids[start : start + IDS_PER_READ]
+            params = {"IDs": ",".join(chunk), "page": 1, "includeArchived": "true"}
+            data = self._request("GET", CONTACTS_PATH, params=params).json()
+            found += [_contact(item) for item in data.get("Contacts") or []]
+        return found
 
     def save_contacts(self, payloads: list[dict], *, idempotency_key: str) -> list[ItemResult]:
         """POST /Contacts?summarizeErrors=false: create or update up to a batch of contacts.
@@ -426,7 +461,18 @@ def _contact(item: dict) -> XeroContact:
         email=item.get("EmailAddress") or "",
         contact_number=item.get("ContactNumber") or "",
         status=item.get("ContactStatus") or "ACTIVE",
+        merged_to=_merged_to(item.get("MergedToContactID")),
+        profile={key: item[key] for key in PROFILE_KEYS if key in item},
     )
+
+
+NO_GUID = "00000000-0000-0000-0000-000000000000"
+
+
+def _merged_to(value) -> str:
+    """The survivor's ContactID, or "" (Xero may send an all-zero GUID for "none")."""
+    value = str(value or "").strip().lower()
+    return "" if value == NO_GUID else value
 
 
 def _item_result(item: dict) -> ItemResult:

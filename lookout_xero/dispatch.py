@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 DRAIN_OUTBOX = "lookout_xero.drain_outbox"
 START_FULL_SYNC = "lookout_xero.start_full_sync"
+PROCESS_WEBHOOKS = "lookout_xero.process_webhooks"
 
 
 def send(task_name: str, *args, countdown: float | None = None) -> bool:
@@ -38,3 +39,8 @@ def drain_on_commit(connection_id: int) -> None:
 
 def full_sync_on_commit(run_id: int) -> None:
     send_on_commit(START_FULL_SYNC, run_id)
+
+
+def process_webhooks(connection_id: int) -> bool:
+    """Publish now: the events are stored (autocommit) before the webhook is answered."""
+    return send(PROCESS_WEBHOOKS, connection_id)

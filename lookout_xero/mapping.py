@@ -41,6 +41,7 @@ ADDRESS_LIMITS = {
 READ_ONLY_FIELDS = {"Website", "IsSupplier", "IsCustomer", "Balances", "UpdatedDateUTC", "Discount"}
 ACTIVE = "ACTIVE"
 ARCHIVED = "ARCHIVED"
+GDPR_REQUEST = "GDPRREQUEST"
 
 _email_validator = EmailValidator()
 
@@ -147,13 +148,41 @@ def clean_contact(raw: dict, *, number: str) -> CleanContact:
     return CleanContact(payload, warnings)
 
 
-def with_identity(payload: dict, *, contact_id: str = "", status: str = ACTIVE) -> dict:
-    """The payload as sent: updates always carry the ContactID, never rely on ContactNumber."""
+def with_identity(payload: dict, *, contact_id: str = "", status: str = "") -> dict:
+    """The payload as sent: updates always carry the ContactID, never rely on ContactNumber.
+
+    No ContactStatus unless one is given: an ordinary update leaves the status to whoever set
+    it (an ACTIVE on every update revived contacts the bookkeeper archived or merged).
+    """
     sent = dict(payload)
     if contact_id:
         sent["ContactID"] = contact_id
-    sent["ContactStatus"] = status
+    if status:
+        sent["ContactStatus"] = status
     return sent
+
+
+def profile_values(sent: dict) -> dict[str, object]:
+    """What a payload says of the profile, flattened: what drift is measured against."""
+    return {
+        path: value
+        for path, value in _flatten(sent).items()
+        if path not in IDENTITY_FIELDS - {"ContactNumber"}
+    }
+
+
+def drift(last_sent: dict[str, object], xero_profile: dict) -> dict[str, dict]:
+    """The fields Lookout sent whose value in Xero is now different, with both values.
+
+    Only what Lookout sent counts: fields it never set are the bookkeeper's alone.
+    """
+    in_xero = _flatten(xero_profile)
+    found = {}
+    for path, sent in sorted(last_sent.items()):
+        theirs = in_xero.get(path, "")
+        if _text(sent) != _text(theirs):
+            found[path] = {"lookout": _text(sent), "xero": _text(theirs)}
+    return found
 
 
 def filled_fields(payload: dict) -> list[str]:

@@ -4,7 +4,8 @@ Order (README, "Matching before creating"): the app's own ContactNumber, then a 
 match, then a unique case-insensitive exact name match. Several candidates are a conflict for a
 person; never a guess. E-mail and name only match ACTIVE contacts: reviving a contact the
 bookkeeper archived would undo their decision, and an archived name does not block a new contact
-in Xero.
+in Xero. A contact merged into another, or under a GDPR request, matches nothing at all: the
+first is followed to its survivor (`services.bookkeeper`), the second is never written to.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .client import XeroContact
-from .mapping import ARCHIVED
+from .mapping import ACTIVE, GDPR_REQUEST
 
 RULE_LABELS = {"contact_number": "contact number", "email": "e-mail address", "name": "name"}
 
@@ -37,9 +38,11 @@ class ContactIndex:
         self.by_name: dict[str, list[XeroContact]] = defaultdict(list)
         for contact in contacts:
             self.by_id[contact.contact_id] = contact
+            if contact.merged_to or contact.status == GDPR_REQUEST:
+                continue
             if contact.contact_number:
                 self.by_number[contact.contact_number].append(contact)
-            if contact.status == ARCHIVED:
+            if contact.status != ACTIVE:
                 continue
             if contact.email:
                 self.by_email[_fold(contact.email)].append(contact)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from .fields import EncryptedCharField, EncryptedTextField
 from .signals import connection_changed
 
 CREDENTIAL_FIELDS = ("client_id", "client_secret", "scope")
+
+
+def new_webhook_id() -> str:
+    """The opaque part of a connection's webhook URL: unguessable, so the URL names no one."""
+    return secrets.token_urlsafe(24)
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,11 @@ class XeroConnection(models.Model):
     )
     # The key Xero signs this connection's webhook events with; write-only, like the secret.
     webhook_key = EncryptedCharField("Webhook key", max_length=255, blank=True, default="")
+    # Where Xero posts this connection's events (`webhook_path`); stable, never shown as a pk.
+    webhook_id = models.CharField(
+        max_length=64, unique=True, default=new_webhook_id, editable=False
+    )
+    last_webhook_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Space-separated scopes Xero said this connection can use, when last asked without
     # narrowing them (a check, or a token fetched with no scope): least privilege at a glance.
     granted_scopes = models.CharField(max_length=1000, blank=True, editable=False)
@@ -187,6 +199,14 @@ class XeroConnection(models.Model):
         return bool(self.paused_until and self.paused_until > timezone.now())
 
     @property
+    def webhook_path(self) -> str:
+        """The absolute path on this site where Xero posts this connection's webhook events."""
+        try:
+            return reverse("lookout_xero:webhook", args=[self.webhook_id])
+        except NoReverseMatch:  # the host has not mounted lookout_xero.urls
+            return ""
+
+    @property
     def extra_scopes(self) -> list[str]:
         """Granted scopes beyond the one the sync needs (``accounting.contacts``)."""
         return [s for s in self.granted_scopes.split() if s != "accounting.contacts"]
@@ -258,6 +278,9 @@ class XeroContactLink(models.Model):
         CONFLICT = "conflict", "Conflict"
         FAILED = "failed", "Failed"
         IGNORED = "ignored", "Not synced (by choice)"
+        # The bookkeeper's decisions in Xero: nothing is written until a person decides.
+        ARCHIVED_IN_XERO = "xarchived", "Archived in Xero"
+        GDPR_REQUEST = "gdpr", "GDPR request in Xero"
 
     class MatchedBy(models.TextChoices):
         CREATED = "created", "Created by Lookout"
@@ -265,6 +288,14 @@ class XeroContactLink(models.Model):
         EMAIL = "email", "E-mail"
         NAME = "name", "Name"
         PERSON = "person", "Chosen by a person"
+        MERGE = "merge", "Followed a merge in Xero"
+
+    class ArchivedBy(models.TextChoices):
+        LOOKOUT = "lookout", "Lookout"
+        XERO = "xero", "Someone in Xero"
+
+    # States in which nothing is written to the link's contact, and no other is made or found.
+    HELD_STATES = (State.ARCHIVED_IN_XERO, State.GDPR_REQUEST)
 
     connection = models.ForeignKey(XeroConnection, on_delete=models.CASCADE, related_name="links")
     funder = models.ForeignKey(
@@ -283,6 +314,16 @@ class XeroContactLink(models.Model):
     keeps_own_number = models.BooleanField(default=False)
     # Set when a person resolves a name clash by creating a distinct contact, e.g. " (2)".
     name_suffix = models.CharField(max_length=20, blank=True)
+    # Who archived the contact. Lookout restores only what Lookout archived (or a person asks).
+    archived_by = models.CharField(max_length=10, choices=ArchivedBy, blank=True)
+    # Set when the contact was merged in Xero into one already linked to another funder: the
+    # link is a conflict and its (merged) contact is never written again.
+    merged_into = models.CharField(max_length=36, blank=True)
+    # The profile as Lookout last sent it, flattened ("Phones.MOBILE.PhoneNumber": "…").
+    last_sent = models.JSONField(default=dict, blank=True)
+    # Fields whose value in Xero differs from `last_sent`: {path: {"lookout": …, "xero": …}}.
+    drift = models.JSONField(default=dict, blank=True)
+    drift_seen_at = models.DateTimeField(null=True, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -301,6 +342,36 @@ class XeroContactLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.funder} → {self.xero_contact_id or 'not in Xero'}"
+
+    @property
+    def is_held(self) -> bool:
+        """Nothing may be written to this link's contact, or made in its place."""
+        return self.state in self.HELD_STATES or bool(self.merged_into)
+
+
+class XeroWebhookEvent(models.Model):
+    """A CONTACT event Xero sent, stored as it arrived and processed by a worker.
+
+    Written in autocommit outside any request transaction, before the 200 goes back, so an
+    event Xero was told we have is never lost to a rollback; deleted once processed.
+    """
+
+    connection = models.ForeignKey(
+        XeroConnection, on_delete=models.CASCADE, related_name="webhook_events"
+    )
+    xero_contact_id = models.CharField("Xero ContactID", max_length=36)
+    event_type = models.CharField(max_length=20, blank=True)
+    event_date = models.CharField(max_length=40, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    # Failed reads of this event's contact (outages): backoff and MAX_ATTEMPTS as for pushes.
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "Xero webhook event"
+        indexes = [models.Index(fields=["connection", "id"], name="lx_event_conn_id")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} of {self.xero_contact_id}"
 
 
 class OutboxEntry(models.Model):
@@ -353,6 +424,10 @@ class SyncLog(models.Model):
         FAILED = "failed", "Failed"
         RETRYING = "retrying", "Will retry"
         PAUSED = "paused", "Paused by Xero's limits"
+        FOLLOWED_MERGE = "followed_merge", "Followed a merge in Xero"
+        HELD = "held", "Held: the bookkeeper's decision in Xero"
+        RESUMED = "resumed", "Restored in Xero"
+        DRIFT = "drift", "Changed in Xero"
         CONNECTION_ERROR = "connection_error", "Connection error"
         RUN = "run", "Run event"
 

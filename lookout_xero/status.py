@@ -133,6 +133,30 @@ def summary(connection: XeroConnection) -> dict:
     }
 
 
+def bookkeeper_counts(connection: XeroConnection) -> dict[str, int]:
+    """Links the bookkeeper's changes in Xero touched: merges followed (or in conflict),
+    contacts archived in Xero, under a GDPR request, or edited there (drift). One query."""
+    return XeroContactLink.objects.filter(connection=connection).aggregate(
+        merged=Count(
+            "pk",
+            filter=Q(matched_by=XeroContactLink.MatchedBy.MERGE) | ~Q(merged_into=""),
+        ),
+        archived_in_xero=Count("pk", filter=Q(state=XeroContactLink.State.ARCHIVED_IN_XERO)),
+        gdpr=Count("pk", filter=Q(state=XeroContactLink.State.GDPR_REQUEST)),
+        drifted=Count("pk", filter=Q(drift_seen_at__isnull=False)),
+    )
+
+
+def webhook_facts(connection: XeroConnection) -> dict:
+    """What the connection page says about Xero's webhook (the URL itself needs the request)."""
+    return {
+        "path": connection.webhook_path,
+        "key_set": bool(connection.webhook_key),
+        "last_event": _when(connection.last_webhook_at),
+        **bookkeeper_counts(connection),
+    }
+
+
 def _eta_text(run: SyncRun, eta_seconds: int | None) -> str:
     if run.status == SyncRun.Status.PENDING:
         return "waiting for a worker to start it"

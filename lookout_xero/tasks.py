@@ -32,6 +32,14 @@ def start_full_sync(self, run_id: int) -> None:
         raise self.retry(countdown=wait, max_retries=None)
 
 
+@shared_task(name=dispatch.PROCESS_WEBHOOKS, ignore_result=True)
+def process_webhooks(connection_id: int) -> None:
+    """Read the contacts Xero's webhook events name and apply what the bookkeeper did."""
+    wait = services.process_webhooks(connection_id)
+    if wait is not None:
+        dispatch.send(dispatch.PROCESS_WEBHOOKS, connection_id, countdown=wait)
+
+
 @shared_task(name="lookout_xero.sweep_outbox", ignore_result=True)
 def sweep_outbox() -> dict:
     """Beat: deliver what a broker or worker outage left in the outbox; resume paused work."""

@@ -53,3 +53,45 @@ def gave_up(attempts: int, error: object) -> str:
 
 def could_not_read_contacts(error: object) -> str:
     return f"Could not read Xero's contacts: {error}"
+
+
+def could_not_read_changes(error: object) -> str:
+    return f"Could not read the contacts Xero's webhook said had changed: {error}"
+
+
+# What the bookkeeper did in Xero (services.bookkeeper), on links and in the sync log.
+ARCHIVED_IN_XERO = (
+    "Archived in Xero by someone other than Lookout: nothing is sent for this funder while it "
+    "stays archived. Restoring it in Xero resumes syncing; or choose Restore in Xero or Stop "
+    "syncing."
+)
+GDPR_REQUEST_HELD = (
+    "Xero holds this contact under a GDPR erasure request: Lookout never writes to it again, "
+    "never creates another contact for this funder and never matches it to one. Only a person "
+    "decides what happens next (Stop syncing ends it for this funder)."
+)
+RESTORED_IN_XERO = "Restored in Xero: syncing of this funder resumes."
+RESTORE_ASKED = "A person chose Restore in Xero: the contact is restored with the next push."
+
+
+def followed_merge(merged, survivor) -> str:
+    return (
+        f"Lookout followed a merge in Xero from {merged.contact_id} to {survivor.contact_id} "
+        f"(“{survivor.name}”): this funder's changes go to that contact now, never to the old one."
+    )
+
+
+def merged_into_linked(merged_id: str, survivor_id: str, other_funder) -> str:
+    return (
+        f"Merged in Xero from {merged_id} into {survivor_id}, which is already linked to another "
+        f"funder ({other_funder}). Nothing is written to either for this funder until a person "
+        "decides: link it elsewhere, create a new contact, or stop syncing it."
+    )
+
+
+def drifted(drift: dict) -> str:
+    fields = ", ".join(f"{path} is “{values['xero']}”" for path, values in drift.items())
+    return (
+        f"Changed in Xero since Lookout's last push: {fields}. Lookout's values are sent with "
+        "its next push of this funder (or now: Push Lookout's profile now)."
+    )

@@ -75,7 +75,7 @@ def test_the_sweep_costs_the_same_for_ten_or_a_thousand_idle_connections(publish
     idle_connections(990)
     with_a_thousand = sweep_queries()
     print(f"sweep with 10 idle connections: {with_ten} queries; with 1,000: {with_a_thousand}")
-    assert with_ten == with_a_thousand <= 4
+    assert with_ten == with_a_thousand <= 5  # stale runs, orphans, drains, webhook events
     assert published == []
 
 

@@ -4,10 +4,14 @@ Flow: a funder save queues an outbox row (`outbox.queue_funder`); `drain.drain` 
 organisation's lease and pushes pending funders in batches; enabling a connection plans a full
 sync (`full_sync.run_full_sync`) that links funders to contacts already in Xero and queues
 everything in scope. `switch` owns the Enabled switch, `people` the decisions a person makes,
-`policy` how every caller reacts to Xero's errors, `common` what they share. Work is enqueued
-through `lookout_xero.dispatch`, by task name: nothing here imports `tasks`.
+`policy` how every caller reacts to Xero's errors, `common` what they share. `webhooks` stores
+Xero's events and reads the contacts they name; `bookkeeper` applies what the bookkeeper did in
+Xero (merges, archives, GDPR requests, drift) to the links, for webhooks, write answers and full
+syncs alike. Work is enqueued through `lookout_xero.dispatch`, by task name: nothing here
+imports `tasks`.
 """
 
+from .bookkeeper import review_links
 from .common import (
     RetryLater,
     StopDrain,
@@ -30,7 +34,15 @@ from .outbox import (
     retry_failed,
     sweep,
 )
-from .people import CredentialCheck, check_credentials, next_name_suffix, resolve_conflict
+from .people import (
+    CredentialCheck,
+    check_credentials,
+    next_name_suffix,
+    push_profile_now,
+    resolve_conflict,
+    restore_in_xero,
+    stop_syncing_funder,
+)
 from .policy import Decision, Reaction, backoff, react_to
 from .switch import (
     apply_change,
@@ -39,6 +51,8 @@ from .switch import (
     start_preview,
     stop_syncing,
 )
+from .webhooks import process_webhooks
+from .webhooks import receive as receive_webhook
 
 __all__ = [
     "CredentialCheck",
@@ -65,16 +79,22 @@ __all__ = [
     "next_due_in",
     "next_name_suffix",
     "organisation_id_of",
+    "process_webhooks",
     "prune_logs",
     "push_now",
+    "push_profile_now",
     "queue_funder",
     "react_to",
+    "receive_webhook",
     "record_connection_error",
     "resolve_conflict",
+    "restore_in_xero",
     "retry_failed",
+    "review_links",
     "run_full_sync",
     "start_full_sync",
     "start_preview",
     "stop_syncing",
+    "stop_syncing_funder",
     "sweep",
 ]

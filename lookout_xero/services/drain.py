@@ -18,6 +18,7 @@ from ..exceptions import XeroError, XeroValidationError
 from ..fields import UndecryptableError
 from ..matching import ContactIndex
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
+from .bookkeeper import review_after_write
 from .common import (
     RetryLater,
     StopDrain,
@@ -37,6 +38,7 @@ from .full_sync import link_to_contact, record_conflict
 from .lease import Lease, LeaseLost, seconds_until_free
 from .pacing import Pacer
 from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, react_to
+from .webhooks import hand_over
 
 Outcome = SyncLog.Outcome
 
@@ -85,6 +87,7 @@ def drain_once(connection_id: int, *, waited_for_lease: bool = False) -> FollowU
         lease.release()
         # From here on a save asks for a drain of its own again.
         XeroConnection.objects.filter(pk=connection_id).update(drain_requested=False)
+        hand_over(connection_id)  # webhook events that arrived while this drain held the lease
     if wait is None:
         # A funder queued while we held the lease had its own drain turned away: pick it up.
         wait = next_due_in(connection_id)
@@ -163,6 +166,8 @@ class _Item:
     http_status: int | None = None
     message: str = ""
     warnings: list[str] = field(default_factory=list)
+    # Xero's answer shows a status this push did not set (archived or GDPR in Xero).
+    surprised: bool = False
 
 
 def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[OutboxEntry]) -> None:
@@ -208,6 +213,8 @@ def _load_items(connection: XeroConnection, entries: list[OutboxEntry]) -> list[
             leaving.append(entry)  # deleted, or moved to another organisation
         elif (link and link.state == XeroContactLink.State.IGNORED) or not is_membership(funder):
             leaving.append(entry)  # out of scope: stop syncing, leave the Xero contact alone
+        elif link and link.is_held:
+            leaving.append(entry)  # archived, merged or under GDPR in Xero: a person decides
         elif is_archived(funder) and not _archives_in_xero(link):
             leaving.append(entry)  # archived, and nothing to archive in Xero
         else:
@@ -302,6 +309,9 @@ def _look_up_existing(
             if match.contact:
                 link_to_contact(item.link, match)
                 claimed.add(match.contact.contact_id)
+                if item.link.is_held:  # found archived in Xero: not revived
+                    _leave_outbox([item.entry])
+                    continue
         kept.append(item)
     return kept
 
@@ -311,6 +321,7 @@ FOUND_IN_XERO = {
     XeroContactLink.MatchedBy.EMAIL,
     XeroContactLink.MatchedBy.NAME,
     XeroContactLink.MatchedBy.PERSON,
+    XeroContactLink.MatchedBy.MERGE,  # the survivor of a merge is the bookkeeper's contact
 }
 
 
@@ -324,7 +335,7 @@ def _prepare_upsert(item: _Item) -> None:
     payload = item.clean.payload
     if not link.xero_contact_id:
         item.outcome = Outcome.CREATED
-    elif link.xero_contact_status == mapping.ARCHIVED:
+    elif _restores(link):
         item.outcome = Outcome.RESTORED
     elif not link.payload_hash:
         item.outcome = Outcome.LINKED  # first push to a contact found in Xero
@@ -334,7 +345,17 @@ def _prepare_upsert(item: _Item) -> None:
         payload = mapping.fill_not_blank(payload, link.sent_fields)
     if link.keeps_own_number:
         payload = {key: value for key, value in payload.items() if key != "ContactNumber"}
-    item.sent = mapping.with_identity(payload, contact_id=link.xero_contact_id)
+    # Only a restore sets ContactStatus: an ordinary update leaves it to whoever set it.
+    status = mapping.ACTIVE if item.outcome == Outcome.RESTORED else ""
+    item.sent = mapping.with_identity(payload, contact_id=link.xero_contact_id, status=status)
+
+
+def _restores(link: XeroContactLink) -> bool:
+    """Lookout restores only a contact Lookout archived (or one a person asked it to restore)."""
+    return (
+        link.xero_contact_status == mapping.ARCHIVED
+        and link.archived_by == XeroContactLink.ArchivedBy.LOOKOUT
+    )
 
 
 def _send_batch(connection: XeroConnection, client: XeroClient, batch: list[_Item]) -> None:
@@ -359,6 +380,11 @@ def _send_batch(connection: XeroConnection, client: XeroClient, batch: list[_Ite
     for item, result in zip(batch, results, strict=True):
         _apply_result(item, result)
     _finish_items(connection, batch)
+    surprises = [item.link for item in batch if item.surprised]
+    if surprises:
+        # Xero answered that a contact is archived or under a GDPR request, and Lookout did not
+        # ask for that: the bookkeeper acted. Read it (a merge?) and follow, hold or resume.
+        review_after_write(connection, client, surprises)
 
 
 def _idempotency_key(connection: XeroConnection, batch: list[_Item]) -> str:
@@ -381,13 +407,20 @@ def _apply_result(item: _Item, result: ItemResult) -> None:
         if item.outcome == Outcome.CREATED:
             link.matched_by = XeroContactLink.MatchedBy.CREATED
         link.xero_contact_id = result.contact_id or link.xero_contact_id
-        link.xero_contact_status = result.status or item.sent.get("ContactStatus", mapping.ACTIVE)
+        asked = item.sent.get("ContactStatus", "")
+        link.xero_contact_status = result.status or asked or mapping.ACTIVE
+        item.surprised = not asked and link.xero_contact_status != mapping.ACTIVE
         if item.outcome == Outcome.ARCHIVED:
             link.payload_hash = ""  # the next push (a restore) must send the whole profile
+            link.archived_by = XeroContactLink.ArchivedBy.LOOKOUT
         else:
             link.payload_hash = item.sent_hash
             # Once Lookout has set a field, it owns it: it stays sent, cleared or not.
             link.sent_fields = sorted(set(link.sent_fields) | set(mapping.filled_fields(item.sent)))
+            link.last_sent = mapping.profile_values(item.sent)
+            link.drift, link.drift_seen_at = {}, None  # Xero has Lookout's values again
+        if item.outcome == Outcome.RESTORED:
+            link.archived_by = ""
         link.state = XeroContactLink.State.SYNCED
         link.last_error = ""
         link.conflict_candidates = []

@@ -15,6 +15,7 @@ from ..exceptions import XeroError
 from ..fields import UndecryptableError
 from ..matching import ContactIndex, Match
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
+from .bookkeeper import review_links
 from .common import (
     client_for,
     complete_run_if_done,
@@ -60,6 +61,8 @@ def run_full_sync(run_id: int, *, attempt: int = 1) -> float | None:
         index = _read_contacts(run)
     except XeroError as exc:
         return _after_read_error(run, exc, attempt)
+    if not run.dry_run:
+        _review_linked(run, index)
     report = _plan(run, index)
     if report is None:
         return None  # disabled or cancelled part-way
@@ -185,6 +188,22 @@ def _note_tenant(connection: XeroConnection, run: SyncRun, tenant) -> None:
     )
 
 
+def _review_linked(run: SyncRun, index: ContactIndex) -> None:
+    """Before planning writes: what the bookkeeper did to linked contacts (merged, archived,
+    GDPR, edited). The pages read carry MergedToContactID, so merges are followed from them."""
+    links = (
+        XeroContactLink.objects.filter(connection=run.connection)
+        .exclude(xero_contact_id="")
+        .exclude(state=XeroContactLink.State.IGNORED)
+        .select_related("funder")
+        .order_by("pk")
+    )
+    iterator = links.iterator(chunk_size=PLAN_CHUNK)
+    while chunk := list(islice(iterator, PLAN_CHUNK)):
+        _heartbeat(run)
+        review_links(run.connection, chunk, index.by_id)
+
+
 def _plan(run: SyncRun, index: ContactIndex) -> dict | None:
     """Plan every in-scope funder, a chunk at a time; None if the run was stopped meanwhile."""
     connection = run.connection
@@ -235,8 +254,10 @@ class _Planner:
         ignored = 0
         for funder in funders:
             link = links.get(funder.pk) or XeroContactLink(connection=connection, funder=funder)
-            if link.state == XeroContactLink.State.IGNORED:
-                ignored += 1  # a person chose not to sync it: not part of this run
+            if link.state == XeroContactLink.State.IGNORED or link.is_held:
+                # A person chose not to sync it, or the bookkeeper's decision in Xero holds it
+                # until a person decides: not part of this run.
+                ignored += 1
             elif self._plan_funder(funder, link):
                 to_queue.append(funder.pk)
         self.counts["queued"] += len(to_queue)
@@ -296,7 +317,7 @@ class _Planner:
         self.claimed.add(contact.contact_id)
         if not self.run.dry_run:
             link_to_contact(link, found)
-        return True
+        return not link.is_held
 
     def _forget_vanished_contact(self, link: XeroContactLink) -> None:
         """The linked contact is gone from Xero: find or create the funder's contact afresh."""
@@ -349,9 +370,16 @@ def link_to_contact(link: XeroContactLink, found: Match) -> None:
     link.keeps_own_number = bool(found.contact.contact_number) and found.rule != "contact_number"
     link.payload_hash = ""
     link.sent_fields = []
+    link.last_sent = {}
     link.state = XeroContactLink.State.PENDING
     link.conflict_candidates = []
     link.last_error = ""
+    if found.contact.status == mapping.ARCHIVED:
+        # Its own contact, found archived (only a ContactNumber matches archived contacts):
+        # whoever archived it, Lookout does not know it was Lookout, so it is not revived.
+        link.state = XeroContactLink.State.ARCHIVED_IN_XERO
+        link.archived_by = XeroContactLink.ArchivedBy.XERO
+        link.last_error = wording.ARCHIVED_IN_XERO
     link.save()
 
 

@@ -133,7 +133,17 @@ def sweep() -> dict[str, int]:
     )
     for connection_id in connection_ids:
         dispatch.send(dispatch.DRAIN_OUTBOX, connection_id)
-    return {"runs": len(run_ids), "connections": len(connection_ids)}
+    # Webhook events whose task was lost (broker outage) or whose lease holder died.
+    with_events = list(
+        XeroConnection.objects.filter(webhook_events__isnull=False)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .filter(Q(enabled=False) | Q(pk__in=usable))
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    for connection_id in with_events:
+        dispatch.send(dispatch.PROCESS_WEBHOOKS, connection_id)
+    return {"runs": len(run_ids), "connections": len(connection_ids), "webhooks": len(with_events)}
 
 
 def prune_logs(days: int | None = None) -> int:

@@ -14,7 +14,8 @@ from ..exceptions import (
     XeroServerError,
     XeroTransportError,
 )
-from ..models import OutboxEntry, XeroContactLink
+from ..models import OutboxEntry, SyncLog, XeroContactLink
+from .common import write_log
 from .outbox import push_now
 
 # --- what people ask for (admin actions, commands) --------------------------------------------
@@ -89,6 +90,7 @@ def resolve_conflict(
     else:
         raise ValueError("Say how to resolve the conflict.")
     link.matched_by = XeroContactLink.MatchedBy.PERSON
+    link.merged_into = ""  # a person decided where this funder goes after a merge
     link.state = XeroContactLink.State.PENDING
     link.payload_hash = ""
     link.sent_fields = []
@@ -105,3 +107,48 @@ def next_name_suffix(current: str) -> str:
     while rule.format(n=n) != current and current and n < 100:
         n += 1
     return rule.format(n=n + 1 if current else 2)
+
+
+# --- what a person decides about the bookkeeper's changes in Xero -----------------------------
+
+
+def push_profile_now(links) -> int:
+    """Send Lookout's profile now, even unchanged since the last push (it overrides drift).
+
+    Held links (archived or merged in Xero, GDPR) are not written: they need their own decision.
+    """
+    queued = 0
+    for link in links:
+        if link.is_held or link.state == XeroContactLink.State.IGNORED:
+            continue
+        XeroContactLink.objects.filter(pk=link.pk).update(payload_hash="")
+        queued += push_now(link.connection, [link.funder_id])
+    return queued
+
+
+def restore_in_xero(link: XeroContactLink) -> bool:
+    """A person asks Lookout to restore a contact archived in Xero by someone else."""
+    if link.state != XeroContactLink.State.ARCHIVED_IN_XERO:
+        return False
+    # As if Lookout had archived it: the drain restores what Lookout archived (drain._restores).
+    link.archived_by = XeroContactLink.ArchivedBy.LOOKOUT
+    link.state = XeroContactLink.State.PENDING
+    link.payload_hash, link.last_error = "", ""
+    link.save()
+    write_log(
+        link.connection,
+        SyncLog.Outcome.RESTORED,
+        funder=link.funder,
+        contact_id=link.xero_contact_id,
+        message=wording.RESTORE_ASKED,
+    )
+    push_now(link.connection, [link.funder_id])
+    return True
+
+
+def stop_syncing_funder(link: XeroContactLink) -> None:
+    """A person's decision: this funder is not synced any more (its contact is left alone)."""
+    link.state = XeroContactLink.State.IGNORED
+    link.last_error = ""
+    link.save()
+    OutboxEntry.objects.filter(connection=link.connection, funder=link.funder).delete()
