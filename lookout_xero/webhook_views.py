@@ -59,7 +59,7 @@ def receive(request, webhook_id: str):
     except ValueError:
         length = 0
     if length > MAX_BODY_BYTES:
-        return _answer(413)
+        return _answer(401)  # not a delivery of Xero's, so, by Xero's rule, 401 (unread)
     connection = (
         XeroConnection.objects.filter(webhook_id=webhook_id)
         .only("pk", "enabled", "webhook_key", "xero_tenant_id")

@@ -359,6 +359,13 @@ def test_intent_to_receive_signed_200_unsigned_wrong_key_tampered_401(
     assert org.deliver_webhook(ok.body).status == 401  # signed with a wrong key
     org.set_webhook(live_server.url + "/xero/webhooks/not-a-connection/", WEBHOOK_KEY)
     assert org.deliver_webhook(ok.body).status == 401  # no such connection
+    org.set_webhook(url, WEBHOOK_KEY)
+    oversized = ok.body[:-1] + b',"padding":"' + b"x" * 300_000 + b'"}'
+    assert (
+        org.deliver_webhook(oversized).status == 401
+    )  # correctly signed, but not a size Xero sends
+    assert org.deliver_webhook(ok.body).status == 200  # and the real one still goes through
+    assert not XeroWebhookEvent.objects.exists()  # an intent-to-receive has no events
 
 
 def test_a_replayed_webhook_is_harmless(worker, xero, organisation, live_server):
