@@ -12,7 +12,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from lookout_xero import conf, services
-from lookout_xero.models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
+from lookout_xero.models import (
+    OutboxEntry,
+    SyncLog,
+    SyncRun,
+    XeroAlert,
+    XeroConnection,
+    XeroContactLink,
+)
 from lookout_xero.services.drain import MAX_FOLLOW_UP_SECONDS
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder
 
@@ -443,10 +450,15 @@ def test_prune_logs_keeps_recent_rows(connection):
     old = SyncLog.objects.create(connection=connection, outcome="run", message="old")
     SyncLog.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=91))
     SyncLog.objects.create(connection=connection, outcome="run", message="new")
+    long_ago = timezone.now() - timedelta(days=100)
+    over = XeroAlert.objects.create(connection=connection, kind="error", resolved_at=long_ago)
+    still_open = XeroAlert.objects.create(connection=connection, kind="paused", opened_at=long_ago)
     assert services.prune_logs() == 1
     assert list(
         SyncLog.objects.values_list("message", flat=True).filter(message__in=["old", "new"])
     ) == ["new"]
+    assert list(XeroAlert.objects.values_list("pk", flat=True)) == [still_open.pk]
+    assert not XeroAlert.objects.filter(pk=over.pk).exists()
 
 
 def test_a_run_planned_by_a_worker_that_died_is_planned_again(xero, organisation, org):

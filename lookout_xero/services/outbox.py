@@ -9,7 +9,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from .. import conf, dispatch
-from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
+from ..models import (
+    OutboxEntry,
+    SyncLog,
+    SyncRun,
+    XeroAlert,
+    XeroConnection,
+    XeroContactLink,
+)
 
 # --- the outbox -------------------------------------------------------------------------------
 
@@ -147,6 +154,10 @@ def sweep() -> dict[str, int]:
 
 
 def prune_logs(days: int | None = None) -> int:
+    """Delete sync log rows, and alert episodes over, older than the retention; return how
+    many log rows went. An episode still open is kept, however old."""
     days = conf.get("LOG_RETENTION_DAYS") if days is None else days
     deleted, _ = SyncLog.objects.older_than(days).delete()
+    cutoff = timezone.now() - timedelta(days=days)
+    XeroAlert.objects.filter(resolved_at__lt=cutoff).delete()
     return deleted
