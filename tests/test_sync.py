@@ -580,3 +580,37 @@ def test_every_in_scope_funder_counts_once_in_its_run(xero, organisation, org):
     from lookout_xero import status
 
     assert status.progress(run)["percent"] == 100
+
+
+def test_a_run_whose_funders_were_all_pushed_while_it_planned_completes(
+    xero, organisation, org, settings
+):
+    # A drain started by a save pushes the first chunk's funders while the planner is still
+    # on the next chunk; when the planner ends, nothing of the run is left for a drain to
+    # finish, so the planner completes it itself.
+    from lookout_xero.services import full_sync
+
+    settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "BATCH_SIZE": 100}
+    for i in range(3):
+        make_funder(organisation, f"Early {i}")
+    connection = make_connection(organisation, enabled=True)
+    run = connection.runs.get()
+    chunk = full_sync.PLAN_CHUNK
+    full_sync.PLAN_CHUNK = 2  # two chunks, so there is a moment between them
+    original = full_sync._Planner.plan_chunk
+    planned_chunks = []
+
+    def plan_then_let_a_drain_run(self, funders):
+        original(self, funders)
+        planned_chunks.append(len(funders))
+        services.drain(connection.pk)  # what another worker's drain does meanwhile
+
+    full_sync._Planner.plan_chunk = plan_then_let_a_drain_run
+    try:
+        services.run_full_sync(run.pk)
+    finally:
+        full_sync._Planner.plan_chunk = original
+        full_sync.PLAN_CHUNK = chunk
+    run.refresh_from_db()
+    assert planned_chunks == [2, 1] and len(org.contacts) == 3
+    assert (run.status, run.created, run.done, run.in_scope) == ("completed", 3, 3, 3)

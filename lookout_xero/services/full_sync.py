@@ -70,10 +70,13 @@ def run_full_sync(run_id: int, *, attempt: int = 1) -> float | None:
     if run.dry_run:
         SyncRun.objects.filter(pk=run.pk).update(report=report)
         finish_run(run, SyncRun.Status.COMPLETED)
-    elif report["counts"]["queued"]:
-        dispatch.drain_on_commit(run.connection_id)
     else:
+        # A drain running alongside (a save, a merge followed above) may already have pushed
+        # every funder this run queued, before it was marked planned: nobody else would
+        # complete it then.
         complete_run_if_done(run.pk)
+        if report["counts"]["queued"]:
+            dispatch.drain_on_commit(run.connection_id)
     return None
 
 
