@@ -227,9 +227,9 @@ def test_disabling_mid_full_sync_stops_it_at_the_next_batch(worker, xero, organi
             for i in range(400)
         ]
     )
-    xero.delay_next(
-        0.5, times=20, path_contains="/Contacts"
-    )  # a slow Xero, so we can catch it mid-way
+    # A slow Xero (each write held 2 s), so the test catches the sync mid-way even on a busy
+    # machine: 8 writes of 50 leave a 14 s window after the first.
+    xero.delay_next(2.0, times=20, method="POST")
     connection = make_connection(organisation, enabled=True)
     wait_until(lambda: len(org.contacts) >= 50, timeout=30)
     connection.enabled = False
