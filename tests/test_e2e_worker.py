@@ -290,3 +290,37 @@ def test_xero_sync_command_full_flips_the_switch_then_resyncs(worker, xero, orga
     assert (run.unchanged, run.created) == (1, 0) and len(org.contacts) == 1
     connection.refresh_from_db()
     assert connection.xero_tenant_name == org.name
+
+
+def test_a_full_sync_counts_a_funder_whose_push_was_in_flight_when_it_was_queued(
+    worker, xero, organisation
+):
+    # A save's drain is waiting for Xero's answer when a full sync queues the same funder. The
+    # drain loaded that funder's row before it belonged to the run: it must not clear it, or
+    # nobody counts the funder in the run and the run never completes.
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    funder = make_funder(organisation, "Kea Trust", phone="555 0101")
+    make_connection(organisation, enabled=True)
+    wait_until(lambda: SyncRun.objects.filter(status=SyncRun.Status.COMPLETED).count() == 1)
+    xero.delay_next(6, method="POST")
+    funder.phone = "555 0202"
+    funder.save()
+
+    def post_in_flight():
+        posts = [r for r in xero.requests_for(CLIENT_ID) if r.method == "POST"]
+        return posts[-1] if posts and posts[-1].answered_at is None else None
+
+    post = wait_until(post_in_flight)
+    call_command("xero_sync", organisation=organisation.pk, full=True)
+    run = SyncRun.objects.latest("pk")
+    wait_until(lambda: SyncRun.objects.filter(pk=run.pk, planned_at__isnull=False).exists())
+    assert post.answered_at is None, "the run was planned after the push it races had ended"
+
+    run = wait_until(
+        lambda: SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.COMPLETED).first(),
+        timeout=30,
+    )
+    assert (run.in_scope, run.updated + run.unchanged, run.failed) == (1, 1, 0)
+    contact = org.contacts[XeroContactLink.objects.get(funder=funder).xero_contact_id]
+    assert any(p["PhoneNumber"] == "555 0202" for p in contact["Phones"])
+    assert not OutboxEntry.objects.exists()

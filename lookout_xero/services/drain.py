@@ -502,10 +502,12 @@ RUN_COUNTERS = {
 
 
 def _clear_entries(entries: list[OutboxEntry]) -> None:
-    """Remove pushed entries, unless the funder changed again meanwhile (a newer version)."""
+    """Remove pushed entries, unless the funder changed again meanwhile (a newer version), or a
+    full sync took the row over meanwhile: that run counts on the funder's push, so the next
+    drain pushes it again for the run (unchanged, it costs no write)."""
     query = Q()
     for entry in entries:
-        query |= Q(pk=entry.pk, version=entry.version)
+        query |= Q(pk=entry.pk, version=entry.version, run_id=entry.run_id)
     if entries:
         OutboxEntry.objects.filter(query).delete()
 

@@ -339,6 +339,11 @@ class _Planner:
 
 
 def _queue(run: SyncRun, funder_ids: list) -> None:
+    """Queue the funders in this run; a funder already pending keeps its row, now the run's.
+
+    Such a row keeps its ``looked_up``: its create may be on its way to Xero right now, and if
+    that worker dies, the next try must look for the contact before creating it again.
+    """
     now = timezone.now()
     OutboxEntry.objects.bulk_create(
         [
@@ -349,7 +354,7 @@ def _queue(run: SyncRun, funder_ids: list) -> None:
         ],
         update_conflicts=True,
         unique_fields=["connection", "funder"],
-        update_fields=["run", "due_at", "looked_up", "attempts"],
+        update_fields=["run", "due_at", "attempts"],
     )
 
 
