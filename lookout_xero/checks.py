@@ -63,6 +63,14 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 id="lookout_xero.E007",
             )
         )
+    if not 0 <= float(conf.get("ENABLED_CACHE_SECONDS")) <= 60:
+        errors.append(
+            checks.Error(
+                "LOOKOUT_XERO['ENABLED_CACHE_SECONDS'] must be 0 to 60: every full sync started "
+                "by enabling waits this long before reading the funders.",
+                id="lookout_xero.E008",
+            )
+        )
     if not getattr(settings, "FERNET_KEYS", None):
         errors.append(
             checks.Warning(

@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_MAX_SECONDS": 900,
     "MIN_LIMIT_RESERVE": 5,
     "LEASE_SECONDS": 45,
+    # How long a process trusts what it read of an organisation's Enabled switch, so that a
+    # funder save in an organisation without an enabled connection costs no query.
+    "ENABLED_CACHE_SECONDS": 2,
     "LOG_RETENTION_DAYS": 90,
     "CONFLICT_NAME_SUFFIX": " ({n})",
     # Who is e-mailed when a connection needs a person (empty: nobody), and after how long

@@ -7,30 +7,25 @@ the broker or the worker is down.
 from __future__ import annotations
 
 from . import services
-from .models import XeroConnection
 
 
 def funder_saved(sender, instance, raw=False, **kwargs) -> None:
     """post_save of the host's funder: upsert its outbox row; ask for a drain on commit."""
     if raw or not services.is_membership(instance):
         return  # loading fixtures, or never in scope: no query at all
-    found = (
-        XeroConnection.objects.filter(
-            organisation_id=services.organisation_id_of(instance), enabled=True
-        )
-        .values_list("pk", "drain_requested")
-        .first()
-    )
-    if found is None:
+    organisation_id = services.organisation_id_of(instance)
+    if not services.may_have_enabled_connection(organisation_id):
+        return  # no enabled connection a moment ago: no query at all (see services.enabled)
+    queued = services.queue_funder_of_organisation(organisation_id, instance.pk)
+    if queued is None:
         return  # disabled or not connected: nothing is queued for later
-    connection_id, drain_requested = found
-    created = services.queue_funder(connection_id, instance.pk)
     # A drain already asked for takes this change too (it loops until the outbox is empty);
     # within one transaction, the first save of each funder asks.
-    if created and not drain_requested:
-        services.ask_for_drain_on_commit(connection_id)
+    if queued.created and not queued.drain_requested:
+        services.ask_for_drain_on_commit(queued.connection_id)
 
 
 def connection_changed(sender, connection, change, **kwargs) -> None:
     """A connection was saved: run the Enabled switch, or resume after new credentials."""
+    services.forget_enabled(connection.organisation_id)
     services.apply_change(connection, change)

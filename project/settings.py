@@ -183,6 +183,7 @@ LOOKOUT_XERO = {
     "API_URL": env("XERO_API_URL", default="https://api.xero.com"),
     "RETRY_BASE_SECONDS": env.float("LOOKOUT_XERO_RETRY_BASE_SECONDS", default=5),
     "RETRY_MAX_SECONDS": env.float("LOOKOUT_XERO_RETRY_MAX_SECONDS", default=900),
+    "ENABLED_CACHE_SECONDS": env.float("LOOKOUT_XERO_ENABLED_CACHE_SECONDS", default=2),
     "ALERT_RECIPIENTS": env.list("LOOKOUT_XERO_ALERT_RECIPIENTS", default=["team@lookout.example"]),
     "ALERT_AFTER_MINUTES": env.int("LOOKOUT_XERO_ALERT_AFTER_MINUTES", default=60),
     "SITE_URL": env("SITE_URL", default="http://127.0.0.1:8000"),

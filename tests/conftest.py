@@ -66,6 +66,11 @@ def _database_url() -> str:
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
+# How long processes trust a read of the Enabled switch in the tests, this one and the worker
+# alike: a full sync started by enabling waits this long before reading funders.
+ENABLED_CACHE_SECONDS = "0.5"
+
+
 class Worker:
     """A `celery -A project worker -B` process on the test database and broker."""
 
@@ -76,8 +81,11 @@ class Worker:
         # The worker's e-mail (its beat runs the alert check) goes to files a test can read.
         self.mail_dir = ROOT / "var" / f"test-mail-{os.getpid()}"
 
-    def start(self, *, purge: bool = True) -> None:
-        """Start the worker; `purge=False` keeps what a killed worker left in the broker."""
+    def start(self, *, purge: bool = True, **settings: str) -> None:
+        """Start the worker; `purge=False` keeps what a killed worker left in the broker.
+
+        ``settings`` are more environment variables for this start only.
+        """
         env = {
             **os.environ,
             # The worker loads the settings of this run (the demo's, or a second host's):
@@ -91,8 +99,10 @@ class Worker:
             "LOOKOUT_XERO_RETRY_MAX_SECONDS": "1",
             "LOOKOUT_XERO_ALERT_SECONDS": "2",
             "LOOKOUT_XERO_ALERT_RECIPIENTS": "team@lookout.example",
+            "LOOKOUT_XERO_ENABLED_CACHE_SECONDS": ENABLED_CACHE_SECONDS,
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "EMAIL_FILE_PATH": str(self.mail_dir),
+            **settings,
         }
         shutil.rmtree(self.mail_dir, ignore_errors=True)
         from project.celery import app
@@ -146,6 +156,19 @@ class Worker:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+
+
+@pytest.fixture(autouse=True)
+def enabled_switches_forgotten(settings):
+    """Each test's database is new under the same ids: what this process remembers of the
+    connections' Enabled switches goes with it."""
+    from lookout_xero import services
+
+    lookout_xero = getattr(settings, "LOOKOUT_XERO", {})
+    settings.LOOKOUT_XERO = {**lookout_xero, "ENABLED_CACHE_SECONDS": float(ENABLED_CACHE_SECONDS)}
+    services.clear_enabled()
+    yield
+    services.clear_enabled()
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
+from lookout_xero import services
 from lookout_xero.models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
 from project.funders.models import Funder, Organisation
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder, wait_until
@@ -324,3 +326,31 @@ def test_a_full_sync_counts_a_funder_whose_push_was_in_flight_when_it_was_queued
     contact = org.contacts[XeroContactLink.objects.get(funder=funder).xero_contact_id]
     assert any(p["PhoneNumber"] == "555 0202" for p in contact["Phones"])
     assert not OutboxEntry.objects.exists()
+
+
+def test_a_save_skipped_by_a_process_that_had_not_heard_of_the_switch_reaches_xero(
+    worker, xero, organisation, settings
+):
+    # This process read "no enabled connection" a moment before another process enabled it,
+    # so it skips saves for ENABLED_CACHE_SECONDS. The full sync that enabling starts reads the
+    # funders only after that: it carries what the skipped saves changed.
+    seconds = 4
+    settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "ENABLED_CACHE_SECONDS": seconds}
+    worker.stop()
+    worker.start(LOOKOUT_XERO_ENABLED_CACHE_SECONDS=str(seconds))
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    connection = make_connection(organisation)
+    funder = make_funder(organisation, "Kea Trust", phone="555 0101")  # reads the switch: off
+    # Another process turns it on; this process hears nothing of it.
+    XeroConnection.objects.filter(pk=connection.pk).update(enabled=True)
+    with transaction.atomic():
+        run = services.start_full_sync(connection, trigger=SyncRun.Trigger.ENABLED)
+    time.sleep(1)  # a full sync that did not wait would have read the funders by now
+
+    funder.phone = "555 0202"
+    funder.save()
+    assert not OutboxEntry.objects.exists()  # skipped: this process still thinks it off
+
+    wait_until(lambda: SyncRun.objects.filter(pk=run.pk, status="completed").exists(), 30)
+    contact = org.contacts[XeroContactLink.objects.get(funder=funder).xero_contact_id]
+    assert [p["PhoneNumber"] for p in contact["Phones"] if p["PhoneNumber"]] == ["555 0202"]

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from celery.signals import before_task_publish
 from django.db import connection as db
+from django.db import transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -105,29 +106,78 @@ def test_a_drain_turned_away_comes_back_once_when_the_lease_would_expire(organis
     assert services.drain_once(connection.pk, waited_for_lease=True) is None  # once only
 
 
-def test_a_funder_save_costs_one_look_up_and_one_upsert(organisation, published):
+def saving_costs(funder) -> list[str]:
+    """The SQL one save of this funder runs, its own UPDATE included."""
+    with CaptureQueriesContext(db) as queries:
+        funder.save()
+    return [query["sql"] for query in queries]
+
+
+@pytest.mark.django_db(transaction=True)  # committed saves, as in production's autocommit
+def test_a_save_without_an_enabled_connection_costs_no_query_at_all(organisation):
     grant = Funder.objects.create(organisation=organisation, name="Grant", funder_type="grant")
-    member = make_funder(organisation, "Member")
-    with CaptureQueriesContext(db) as queries:
-        grant.save()
-    assert len(queries) == 1  # the UPDATE of the funder: out of scope, nothing else
+    member = make_funder(organisation, "Member")  # its save read the switch: none
+    assert len(saving_costs(grant)) == 1  # the UPDATE of the funder: out of scope
+    assert len(saving_costs(member)) == 1  # the UPDATE alone: known to have no connection
 
-    with CaptureQueriesContext(db) as queries:
-        member.save()
-    assert len(queries) == 2  # the UPDATE, and the look-up: no enabled connection
+    connection = make_connection(organisation, enabled=False)
+    assert len(saving_costs(member)) == 2  # the connection changed: read the switch again
+    assert len(saving_costs(member)) == 1  # disabled: nothing more
+    assert not OutboxEntry.objects.exists()
 
+    connection.enabled = True
+    connection.save()
+    first, second = saving_costs(member), saving_costs(member)
+    # The UPDATE, the switch read again, one upsert of its outbox row, and (the first change
+    # while no drain is pending) the marker that asks for a drain once committed.
+    assert len(first) == 4 and "drain_requested" in first[-1]
+    assert len(second) == 2  # the UPDATE and the upsert: a drain is already asked for
+    assert "ON CONFLICT" in second[-1] and "enabled" in second[-1]
+    assert OutboxEntry.objects.get(connection=connection).version == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_switch_turned_off_elsewhere_queues_nothing_while_this_process_thinks_it_on(
+    organisation,
+):
     connection = make_connection(organisation, enabled=True)
-    with CaptureQueriesContext(db) as queries:
-        member.save()
-    assert len(queries) == 3  # the UPDATE, the look-up, one upsert of its outbox row
-    assert "ON CONFLICT" in queries[-1]["sql"]
+    member = make_funder(organisation, "Member")
+    OutboxEntry.objects.all().delete()
+    # Another process turns it off: this one has not heard, and still believes it on.
+    XeroConnection.objects.filter(pk=connection.pk).update(enabled=False)
+    assert services.may_have_enabled_connection(organisation.pk)
+    assert len(saving_costs(member)) == 2  # the UPDATE, and the upsert that checks the switch
+    assert not OutboxEntry.objects.exists()
 
+
+@pytest.mark.django_db(transaction=True)
+def test_a_switch_change_rolled_back_is_not_remembered(organisation):
+    connection = make_connection(organisation, enabled=True)
+    member = make_funder(organisation, "Member")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        connection.enabled = False
+        connection.save()
+        member.save()  # reads the switch inside the transaction: off
+        raise RuntimeError("the admin's request failed")
+    OutboxEntry.objects.all().delete()
+    member.save()  # the switch is on again: what the rolled-back transaction saw is not kept
+    assert OutboxEntry.objects.filter(connection=connection, funder=member).exists()
+
+
+def test_a_save_asks_for_a_drain_only_when_none_is_pending(
+    organisation, published, django_capture_on_commit_callbacks
+):
+    connection = make_connection(organisation, enabled=True)
     # A drain already asked for takes later changes too: no more asking, no publish.
     XeroConnection.objects.filter(pk=connection.pk).update(drain_requested=True)
     published.clear()
-    with CaptureQueriesContext(db) as queries:
-        make_funder(organisation, "Another").save()
+    with django_capture_on_commit_callbacks(execute=True):
+        make_funder(organisation, "Member")
     assert published == []
+    XeroConnection.objects.filter(pk=connection.pk).update(drain_requested=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        make_funder(organisation, "Another")
+    assert published == [("lookout_xero.drain_outbox", queues.DRAIN)]
     assert OutboxEntry.objects.filter(connection=connection).count() == 2
 
 

@@ -19,7 +19,13 @@ def test_checks_pass_on_the_demo_settings():
 
 @override_settings(
     LOOKOUT_XERO_FUNDER_MODEL="crm.Nope",
-    LOOKOUT_XERO={"API_URL": "http://xero.example.com", "BATCH_SIZE": 500, "TYPO": 1},
+    LOOKOUT_XERO={
+        "API_URL": "http://xero.example.com",
+        "BATCH_SIZE": 500,
+        "LEASE_SECONDS": 20,
+        "ENABLED_CACHE_SECONDS": -1,
+        "TYPO": 1,
+    },
 )
 def test_checks_name_each_bad_setting():
     ids = sorted(message.id for message in check_settings())
@@ -28,6 +34,8 @@ def test_checks_name_each_bad_setting():
         "lookout_xero.E002",
         "lookout_xero.E003",
         "lookout_xero.E005",
+        "lookout_xero.E007",
+        "lookout_xero.E008",
     ]
 
 

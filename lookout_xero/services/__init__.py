@@ -1,6 +1,7 @@
 """The sync: the only place where the ORM meets the Xero client.
 
-Flow: a funder save queues an outbox row (`outbox.queue_funder`); `drain.drain` takes the
+Flow: a funder save queues an outbox row (`outbox.queue_funder_of_organisation`), unless
+`enabled` knows its organisation has no enabled connection; `drain.drain` takes the
 organisation's lease and pushes pending funders in batches; enabling a connection plans a full
 sync (`full_sync.run_full_sync`) that links funders to contacts already in Xero and queues
 everything in scope. `switch` owns the Enabled switch, `people` the decisions a person makes,
@@ -24,6 +25,9 @@ from .common import (
     record_connection_error,
 )
 from .drain import FollowUp, drain, drain_once, name_with_suffix, next_due_in
+from .enabled import clear as clear_enabled
+from .enabled import forget as forget_enabled
+from .enabled import may_have_enabled_connection
 from .full_sync import run_full_sync
 from .lease import Lease, LeaseLost
 from .outbox import (
@@ -31,6 +35,7 @@ from .outbox import (
     prune_logs,
     push_now,
     queue_funder,
+    queue_funder_of_organisation,
     retry_failed,
     sweep,
 )
@@ -68,13 +73,16 @@ __all__ = [
     "backoff",
     "cancel_run",
     "check_credentials",
+    "clear_enabled",
     "client_for",
     "drain",
     "drain_once",
     "finish_run",
+    "forget_enabled",
     "in_scope_funders",
     "is_archived",
     "is_membership",
+    "may_have_enabled_connection",
     "name_with_suffix",
     "next_due_in",
     "next_name_suffix",
@@ -84,6 +92,7 @@ __all__ = [
     "push_now",
     "push_profile_now",
     "queue_funder",
+    "queue_funder_of_organisation",
     "react_to",
     "receive_webhook",
     "record_connection_error",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, connections, router, transaction
@@ -48,6 +49,58 @@ def queue_funder(connection_id: int, funder_id) -> bool:
 
 # Both speak INSERT ... ON CONFLICT ... RETURNING (SQLite since 3.35).
 UPSERT_VENDORS = {"postgresql", "sqlite"}
+
+
+@dataclass(frozen=True)
+class Queued:
+    """What a save's upsert found: the connection, a new row or not, and a drain asked for."""
+
+    connection_id: int
+    created: bool
+    drain_requested: bool
+
+
+def queue_funder_of_organisation(organisation_id, funder_id) -> Queued | None:
+    """Queue the funder if its organisation has an enabled connection; None if it has none.
+
+    One statement on PostgreSQL and SQLite: the insert reads the connection itself, so a
+    connection disabled a moment ago queues nothing, and the save costs no separate look-up.
+    """
+    db = connections[router.db_for_write(OutboxEntry)]
+    if db.vendor not in UPSERT_VENDORS:
+        return _queue_funder_of_organisation_portably(organisation_id, funder_id)
+    outbox = db.ops.quote_name(OutboxEntry._meta.db_table)
+    connection = db.ops.quote_name(XeroConnection._meta.db_table)
+    now = timezone.now()
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {outbox} "  # noqa: S608 - table names from the models, values bound
+            "(connection_id, funder_id, version, attempts, due_at, looked_up, last_error, "
+            f"created_at) SELECT c.id, %s, 1, 0, %s, %s, '', %s FROM {connection} c "
+            "WHERE c.organisation_id = %s AND c.enabled "
+            "ON CONFLICT (connection_id, funder_id) DO UPDATE SET "
+            f"version = {outbox}.version + 1, attempts = 0, due_at = excluded.due_at, "
+            f"last_error = '' RETURNING connection_id, version, (SELECT drain_requested "
+            f"FROM {connection} WHERE id = {outbox}.connection_id)",
+            [funder_id, now, False, now, organisation_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    connection_id, version, drain_requested = row
+    return Queued(connection_id, version == 1, bool(drain_requested))
+
+
+def _queue_funder_of_organisation_portably(organisation_id, funder_id) -> Queued | None:
+    found = (
+        XeroConnection.objects.filter(organisation_id=organisation_id, enabled=True)
+        .values_list("pk", "drain_requested")
+        .first()
+    )
+    if found is None:
+        return None
+    connection_id, drain_requested = found
+    return Queued(connection_id, queue_funder(connection_id, funder_id), drain_requested)
 
 
 def _queue_funder_portably(connection_id: int, funder_id, now) -> bool:
