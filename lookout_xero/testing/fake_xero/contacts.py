@@ -12,6 +12,8 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .wire import ZERO_GUID, ms_date
@@ -221,49 +223,62 @@ def _check_length(errors: list[str], label: str, value: Any, limit: int) -> None
         errors.append(f"{label} must not be more than {limit} characters long.")
 
 
-def _merge_phones(stored: dict, phones: Any, errors: list[str]) -> None:
-    """Replace the stored phone of each PhoneType that was sent; keep the others."""
-    if not isinstance(phones, list):
-        errors.append("Phones must be a list.")
-        return
-    by_type = {phone["PhoneType"]: phone for phone in stored["Phones"]}
-    for phone in phones:
-        if not isinstance(phone, dict):
-            errors.append("Each phone must be an object.")
-            continue
-        kind = phone.get("PhoneType") or "DEFAULT"
-        if kind not in PHONE_TYPES:
-            errors.append(f"PhoneType must be one of {', '.join(PHONE_TYPES)}.")
-            continue
-        for key, limit in PHONE_MAX_LENGTHS.items():
-            _check_length(errors, key, phone.get(key), limit)
-        new = _blank_phone(kind)
-        new.update({k: phone[k] for k in PHONE_MAX_LENGTHS if isinstance(phone.get(k), str)})
-        by_type[kind] = new
-    order = [*STANDARD_PHONE_TYPES, "OFFICE"]
-    stored["Phones"] = [by_type[kind] for kind in order if kind in by_type]
+@dataclass(frozen=True)
+class _Typed:
+    """A list of a contact's parts keyed by a type (its phones, or its addresses)."""
+
+    field: str  # "Phones"
+    item: str  # "phone"
+    type_key: str  # "PhoneType"
+    default_type: str  # the type of an item sent without one
+    types: tuple[str, ...]  # the types Xero accepts
+    order: tuple[str, ...]  # the order Xero returns them in
+    limits: dict[str, int]
+    blank: Callable[[str], dict]
 
 
-def _merge_addresses(stored: dict, addresses: Any, errors: list[str]) -> None:
-    """Replace the stored address of each AddressType that was sent; keep the others."""
-    if not isinstance(addresses, list):
-        errors.append("Addresses must be a list.")
+PHONES = _Typed(
+    "Phones",
+    "phone",
+    "PhoneType",
+    "DEFAULT",
+    PHONE_TYPES,
+    (*STANDARD_PHONE_TYPES, "OFFICE"),
+    PHONE_MAX_LENGTHS,
+    _blank_phone,
+)
+ADDRESSES = _Typed(
+    "Addresses",
+    "address",
+    "AddressType",
+    "POBOX",
+    ADDRESS_TYPES,
+    ADDRESS_TYPES,
+    ADDRESS_MAX_LENGTHS,
+    _blank_address,
+)
+
+
+def _merge_typed(stored: dict, sent: Any, errors: list[str], kind: _Typed) -> None:
+    """Replace the stored item of each type that was sent; keep the others."""
+    if not isinstance(sent, list):
+        errors.append(f"{kind.field} must be a list.")
         return
-    by_type = {address["AddressType"]: address for address in stored["Addresses"]}
-    for address in addresses:
-        if not isinstance(address, dict):
-            errors.append("Each address must be an object.")
+    by_type = {item[kind.type_key]: item for item in stored[kind.field]}
+    for item in sent:
+        if not isinstance(item, dict):
+            errors.append(f"Each {kind.item} must be an object.")
             continue
-        kind = address.get("AddressType") or "POBOX"
-        if kind not in ADDRESS_TYPES:
-            errors.append(f"AddressType must be one of {', '.join(ADDRESS_TYPES)}.")
+        item_type = item.get(kind.type_key) or kind.default_type
+        if item_type not in kind.types:
+            errors.append(f"{kind.type_key} must be one of {', '.join(kind.types)}.")
             continue
-        for key, limit in ADDRESS_MAX_LENGTHS.items():
-            _check_length(errors, key, address.get(key), limit)
-        new = _blank_address(kind)
-        new.update({k: address[k] for k in ADDRESS_MAX_LENGTHS if isinstance(address.get(k), str)})
-        by_type[kind] = new
-    stored["Addresses"] = [by_type[kind] for kind in ADDRESS_TYPES if kind in by_type]
+        for key, limit in kind.limits.items():
+            _check_length(errors, key, item.get(key), limit)
+        new = kind.blank(item_type)
+        new.update({k: item[k] for k in kind.limits if isinstance(item.get(k), str)})
+        by_type[item_type] = new
+    stored[kind.field] = [by_type[t] for t in kind.order if t in by_type]
 
 
 def apply_fields(stored: dict, incoming: dict, *, creating: bool) -> list[str]:
@@ -286,9 +301,9 @@ def apply_fields(stored: dict, incoming: dict, *, creating: bool) -> list[str]:
         if key in IGNORED_INPUT_FIELDS or value is None:
             continue
         if key == "Phones":
-            _merge_phones(stored, value, errors)
+            _merge_typed(stored, value, errors, PHONES)
         elif key == "Addresses":
-            _merge_addresses(stored, value, errors)
+            _merge_typed(stored, value, errors, ADDRESSES)
         elif key == "ContactStatus" and value == "":
             continue  # a status cannot be cleared; keep the current one
         elif value == "":
