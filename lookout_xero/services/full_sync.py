@@ -103,9 +103,11 @@ def _claim(run_id: int) -> SyncRun | None:
 def _wait_for_every_process_to_see_the_switch(run: SyncRun, claimed_at: float) -> None:
     """A process that read "no enabled connection" just before the switch was turned on skips
     saves for up to ENABLED_CACHE_SECONDS (`enabled`). Funders read after that, counted from
-    this claim (which follows the switch's commit), carry every change those saves made."""
-    if run.trigger != SyncRun.Trigger.ENABLED:
-        return
+    this claim (which follows the switch's commit), carry every change those saves made.
+
+    Every full sync waits, not only the one enabling started: a person may start another at
+    once, which replaces it.
+    """
     left = claimed_at + float(conf.get("ENABLED_CACHE_SECONDS")) - time.monotonic()
     if left > 0:
         _sleep_with_heartbeat(run, left)
