@@ -28,17 +28,17 @@ def send(task_name: str, *args, countdown: float | None = None) -> bool:
     return True
 
 
-def send_on_commit(task_name: str, *args) -> None:
+def send_on_commit(task_name: str, *args, countdown: float | None = None) -> None:
     """Publish once the surrounding transaction commits; nothing if it rolls back."""
-    transaction.on_commit(lambda: send(task_name, *args))
+    transaction.on_commit(lambda: send(task_name, *args, countdown=countdown))
 
 
 def drain_on_commit(connection_id: int) -> None:
     send_on_commit(DRAIN_OUTBOX, connection_id)
 
 
-def full_sync_on_commit(run_id: int) -> None:
-    send_on_commit(START_FULL_SYNC, run_id)
+def full_sync_on_commit(run_id: int, *, countdown: float | None = None) -> None:
+    send_on_commit(START_FULL_SYNC, run_id, countdown=countdown)
 
 
 def process_webhooks(connection_id: int) -> bool:

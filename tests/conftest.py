@@ -67,7 +67,7 @@ def _database_url() -> str:
 
 
 # How long processes trust a read of the Enabled switch in the tests, this one and the worker
-# alike: a full sync started by enabling waits this long before reading funders.
+# alike: a full sync is queued with this countdown.
 ENABLED_CACHE_SECONDS = "0.5"
 
 
@@ -81,11 +81,8 @@ class Worker:
         # The worker's e-mail (its beat runs the alert check) goes to files a test can read.
         self.mail_dir = ROOT / "var" / f"test-mail-{os.getpid()}"
 
-    def start(self, *, purge: bool = True, **settings: str) -> None:
-        """Start the worker; `purge=False` keeps what a killed worker left in the broker.
-
-        ``settings`` are more environment variables for this start only.
-        """
+    def start(self, *, purge: bool = True) -> None:
+        """Start the worker; `purge=False` keeps what a killed worker left in the broker."""
         env = {
             **os.environ,
             # The worker loads the settings of this run (the demo's, or a second host's):
@@ -102,7 +99,6 @@ class Worker:
             "LOOKOUT_XERO_ENABLED_CACHE_SECONDS": ENABLED_CACHE_SECONDS,
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "EMAIL_FILE_PATH": str(self.mail_dir),
-            **settings,
         }
         shutil.rmtree(self.mail_dir, ignore_errors=True)
         from project.celery import app

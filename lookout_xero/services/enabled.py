@@ -7,9 +7,9 @@ knows is at most ``ENABLED_CACHE_SECONDS`` old, and being out of date loses noth
 - It says "enabled" but the connection was disabled meanwhile: the save's upsert checks
   ``enabled`` itself (`outbox.queue_funder_of_organisation`), so nothing is queued.
 - It says "not enabled" but another process has just enabled the connection: the save is
-  skipped. Enabling starts a full sync, and a full sync's planner reads the funders no sooner
-  than ``ENABLED_CACHE_SECONDS`` after it started (`full_sync`), when every process has read
-  the switch again; the full sync picks up the skipped change from the funder itself.
+  skipped. Enabling starts a full sync, and a full sync starts ``ENABLED_CACHE_SECONDS``
+  after its transaction commits (`switch.start_full_sync`), when every process has read the
+  switch again; it picks up the skipped change from the funder itself.
 
 A connection saved in this process is forgotten at once. A value read inside the transaction
 that saved it is not remembered: that transaction may still roll back. (Reads of other

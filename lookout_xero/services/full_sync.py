@@ -57,14 +57,12 @@ def run_full_sync(run_id: int, *, attempt: int = 1) -> float | None:
         return None
     if run is None:
         return None
-    claimed_at = time.monotonic()
     try:
         index = _read_contacts(run)
     except XeroError as exc:
         return _after_read_error(run, exc, attempt)
     if not run.dry_run:
         _review_linked(run, index)
-        _wait_for_every_process_to_see_the_switch(run, claimed_at)
     report = _plan(run, index)
     if report is None:
         return None  # disabled or cancelled part-way
@@ -98,19 +96,6 @@ def _claim(run_id: int) -> SyncRun | None:
         status=SyncRun.Status.RUNNING, started_at=run.started_at or now, heartbeat_at=now
     )
     return run if claimed else None
-
-
-def _wait_for_every_process_to_see_the_switch(run: SyncRun, claimed_at: float) -> None:
-    """A process that read "no enabled connection" just before the switch was turned on skips
-    saves for up to ENABLED_CACHE_SECONDS (`enabled`). Funders read after that, counted from
-    this claim (which follows the switch's commit), carry every change those saves made.
-
-    Every full sync waits, not only the one enabling started: a person may start another at
-    once, which replaces it.
-    """
-    left = claimed_at + float(conf.get("ENABLED_CACHE_SECONDS")) - time.monotonic()
-    if left > 0:
-        _sleep_with_heartbeat(run, left)
 
 
 def _heartbeat(run: SyncRun) -> None:

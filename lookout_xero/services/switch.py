@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from .. import dispatch
+from .. import conf, dispatch
 from ..models import ConnectionChange, OutboxEntry, SyncRun, XeroConnection
 
 # --- the switch ---------------------------------------------------------------------------------
@@ -34,7 +34,12 @@ def start_full_sync(connection: XeroConnection, *, trigger: str) -> SyncRun:
         message="Replaced by a new run.",
     )
     run = SyncRun.objects.create(connection=connection, trigger=trigger)
-    dispatch.full_sync_on_commit(run.pk)
+    # A process that read "no enabled connection" just before the switch was turned on skips
+    # saves for up to ENABLED_CACHE_SECONDS (`enabled`). Started that long after the commit,
+    # the run reads funders that carry every change those saves made. (Any full sync, not
+    # only the one enabling starts: a person may start another at once, which replaces it.)
+    # A countdown, not a wait inside the task: a waiting planner would hold a worker.
+    dispatch.full_sync_on_commit(run.pk, countdown=float(conf.get("ENABLED_CACHE_SECONDS")))
     return run
 
 
