@@ -22,7 +22,14 @@ from django.utils.text import Truncator, capfirst
 
 from . import audit, conf, link_admin, services, status, views
 from .forms import XeroConnectionForm
-from .models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
+from .models import (
+    OutboxEntry,
+    SyncLog,
+    SyncRun,
+    XeroAlert,
+    XeroConnection,
+    XeroContactLink,
+)
 
 ADMIN_CSS = {"all": ["lookout_xero/admin.css"]}
 ADMIN_JS = ["lookout_xero/admin.js"]
@@ -133,6 +140,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def delete_view(self, request, object_id, extra_context=None):
         raise PermissionDenied
+
+
+class OrganisationColumn:
+    """The row's organisation, sorted by the host's name field (`ORGANISATION_NAME_FIELD`)."""
+
+    @admin.display(ordering=conf.OrganisationName("connection__organisation"))
+    def organisation(self, obj):
+        return obj.connection.organisation
 
 
 # --- connections ----------------------------------------------------------------------------
@@ -295,6 +310,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             "conflicts": reverse(f"{site}:lookout_xero_xerocontactlink_conflicts"),
             "log": reverse(f"{site}:lookout_xero_synclog_changelist"),
             "runs": reverse(f"{site}:lookout_xero_syncrun_changelist"),
+            "alerts": reverse(f"{site}:lookout_xero_xeroalert_changelist"),
         }
         if obj is None:
             return urls
@@ -311,6 +327,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         by_organisation = f"{organisation_filter()}={obj.organisation_id}"
         urls["log"] += f"?{by_organisation}"
         urls["runs"] += f"?{by_organisation}"
+        urls["alerts"] += f"?{by_organisation}"
         urls["failed"] = reverse(f"{site}:lookout_xero_xerocontactlink_changelist") + (
             f"?state__exact=failed&{by_organisation}"
         )
@@ -460,7 +477,7 @@ class RunKindFilter(admin.SimpleListFilter):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyAdmin):
+class SyncRunAdmin(OrganisationColumn, ReadOnlyAdmin):
     list_display = [
         "run",
         "organisation",
@@ -520,10 +537,6 @@ class SyncRunAdmin(ReadOnlyAdmin):
     def run(self, obj):
         return run_label(obj)
 
-    @admin.display(ordering=conf.OrganisationName("connection__organisation"))
-    def organisation(self, obj):
-        return obj.connection.organisation
-
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
         return badge(RUN_BADGES.get(obj.status, "disabled"), obj.get_status_display())
@@ -573,7 +586,7 @@ class RunFilter(admin.SimpleListFilter):
 
 
 @admin.register(SyncLog)
-class SyncLogAdmin(ReadOnlyAdmin):
+class SyncLogAdmin(OrganisationColumn, ReadOnlyAdmin):
     list_display = [
         "created_at",
         "organisation",
@@ -608,10 +621,6 @@ class SyncLogAdmin(ReadOnlyAdmin):
     class Media:
         css = ADMIN_CSS
 
-    @admin.display(ordering=conf.OrganisationName("connection__organisation"))
-    def organisation(self, obj):
-        return obj.connection.organisation
-
     @admin.display(description="Outcome", ordering="outcome")
     def outcome_badge(self, obj):
         return badge(OUTCOME_BADGES.get(obj.outcome, "disabled"), obj.get_outcome_display())
@@ -645,15 +654,70 @@ class SyncLogAdmin(ReadOnlyAdmin):
         return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(140))
 
 
+# --- alert episodes ----------------------------------------------------------------------------
+
+
+class AlertStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Open"), ("no", "Over")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(resolved_at__isnull=self.value() == "yes")
+        return queryset
+
+
+@admin.register(XeroAlert)
+class XeroAlertAdmin(OrganisationColumn, ReadOnlyAdmin):
+    """Each episode of a connection needing a person, and when the team was e-mailed of it."""
+
+    list_display = [
+        "organisation",
+        "kind",
+        "state",
+        "opened_at",
+        "notified_at",
+        "resolved_at",
+        "resolved_notified_at",
+    ]
+    list_filter = [AlertStateFilter, "kind", "connection__organisation"]
+    list_select_related = ["connection__organisation"]
+    date_hierarchy = "opened_at"
+    fields = readonly_fields = [
+        "organisation",
+        "kind",
+        "state",
+        "detail",
+        "opened_at",
+        "notified_at",
+        "resolved_at",
+        "resolved_notified_at",
+    ]
+
+    def get_queryset(self, request):
+        # The page shows no credentials: neither load nor decrypt them (a key that cannot
+        # open them is one of the troubles this page is read for).
+        credentials = [f"connection__{name}" for name in ENCRYPTED_FIELDS]
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("connection__organisation")
+            .defer(*credentials)
+        )
+
+    @admin.display(description="State", ordering="resolved_at")
+    def state(self, obj):
+        return badge("healthy", "Over") if obj.resolved_at else badge("error", "Open")
+
+
 # --- funder ↔ contact links and the conflicts queue -------------------------------------------
 
 
-class LinkColumns:
+class LinkColumns(OrganisationColumn):
     """Columns shared by the links list and the funder panel; both select the organisation."""
-
-    @admin.display(ordering=conf.OrganisationName("connection__organisation"))
-    def organisation(self, obj):
-        return obj.connection.organisation
 
     @admin.display(description="State", ordering="state")
     def state_badge(self, obj):

@@ -13,7 +13,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from lookout_xero import services
-from lookout_xero.models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
+from lookout_xero.models import (
+    OutboxEntry,
+    SyncLog,
+    SyncRun,
+    XeroAlert,
+    XeroConnection,
+    XeroContactLink,
+)
 from project.funders.models import Organisation
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder
 
@@ -747,3 +754,44 @@ def test_connection_delete_page_counts_rows_instead_of_listing_them(
     assert "Sync log: 40" in page and "Gone 1" not in page
     admin_client.post(delete_url, {"post": "yes"})
     assert not XeroConnection.objects.exists() and not SyncLog.objects.exists()
+
+
+def test_alert_history_lists_each_episode_read_only_without_a_query_per_row(
+    admin_client, organisation, django_assert_max_num_queries
+):
+    connection = make_connection(organisation, enabled=True)
+    now = timezone.now()
+    XeroAlert.objects.create(
+        connection=connection,
+        kind=XeroAlert.Kind.ERROR,
+        detail="Xero refused the Client ID or Client Secret",
+        opened_at=now - timedelta(hours=2),
+        notified_at=now - timedelta(hours=2),
+        resolved_at=now - timedelta(hours=1),
+        resolved_notified_at=now - timedelta(hours=1),
+    )
+    for i in range(20):
+        other = make_connection(
+            Organisation.objects.create(name=f"Other {i:02}"), client_id=f"o{i}"
+        )
+        XeroAlert.objects.create(connection=other, kind=XeroAlert.Kind.PAUSED, notified_at=now)
+    XeroAlert.objects.create(connection=connection, kind=XeroAlert.Kind.CONFLICTS)
+
+    with django_assert_max_num_queries(8):
+        page = text(admin_client.get(url("xeroalert_changelist")))
+    assert page.count("lx-badge--error") == 21 and page.count("lx-badge--healthy") == 1
+    assert CLIENT_SECRET not in page
+
+    # The connection page links to its own organisation's episodes, open and over.
+    connection_page = text(admin_client.get(change_url(connection)))
+    alerts_url = url(
+        "xeroalert_changelist", query=f"connection__organisation__id__exact={organisation.pk}"
+    )
+    assert alerts_url in connection_page
+    response = admin_client.get(alerts_url + "&open=yes")
+    assert [a.kind for a in response.context["cl"].result_list] == ["conflicts"]
+    response = admin_client.get(alerts_url + "&open=no")
+    [over] = response.context["cl"].result_list
+    detail = text(admin_client.get(url("xeroalert_change", over.pk)))
+    assert "Xero refused the Client ID or Client Secret" in detail and 'name="_save"' not in detail
+    assert admin_client.get(url("xeroalert_add")).status_code == 403
