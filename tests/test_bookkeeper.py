@@ -14,7 +14,14 @@ import pytest
 from django.core.management import call_command
 
 from lookout_xero import services, status
-from lookout_xero.models import SyncLog, SyncRun, XeroConnection, XeroContactLink, XeroWebhookEvent
+from lookout_xero.models import (
+    OutboxEntry,
+    SyncLog,
+    SyncRun,
+    XeroConnection,
+    XeroContactLink,
+    XeroWebhookEvent,
+)
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder, wait_until
 
 pytestmark = pytest.mark.worker
@@ -37,6 +44,11 @@ def enable(organisation, xero, live_server=None, *, runs=1):
 
 def link_of(funder):
     return XeroContactLink.objects.get(funder=funder)
+
+
+def drained(funder):
+    """A drain has taken the funder's pending change: pushed it, or dropped it (held)."""
+    return not OutboxEntry.objects.filter(funder=funder).exists()
 
 
 def processed():
@@ -102,7 +114,7 @@ def test_an_update_to_a_contact_archived_in_xero_does_not_revive_it(worker, xero
 
     funder.city = "Motueka"
     funder.save()
-    time.sleep(1.5)  # the save's drain has run (it drops the paused funder's change)
+    wait_until(lambda: drained(funder))  # the save's drain dropped the paused funder's change
     assert link_of(funder).state == "xarchived"
     assert not any(
         "Motueka" in json.dumps(b) for b in posted_bodies(xero)
@@ -181,7 +193,7 @@ def test_a_merge_into_a_contact_linked_to_another_funder_is_a_conflict(
 
     first.name = "Harakeke Fund (renamed)"
     first.save()
-    time.sleep(1.5)
+    wait_until(lambda: drained(first))
     assert writes_since(xero, x, since) == [] and writes_since(xero, y, since) == []
     assert len(org.contacts) == 2
 
@@ -223,7 +235,7 @@ def test_archived_in_xero_pauses_pushes_until_it_is_restored_there(
 
     funder.city = "Hastings"
     funder.save()
-    time.sleep(1.5)
+    wait_until(lambda: drained(funder))
     assert writes_since(xero, x, since) == []  # paused: no write...
     assert len(org.contacts) == 1  # ...and no new contact
     assert org.contacts[x]["ContactStatus"] == "ARCHIVED"
@@ -274,7 +286,7 @@ def test_a_gdpr_request_is_never_written_recreated_or_matched_elsewhere(
     org.add_contact(Name="A Patel", EmailAddress="aroha@example.org")
     call_command("xero_sync", organisation=organisation.pk, full=True)
     wait_until(lambda: SyncRun.objects.filter(status="completed").count() == 2)
-    time.sleep(1)
+    wait_until(lambda: drained(funder))  # the save's change was taken, and held
     assert writes_since(xero, x, since) == []
     assert not [r for r in xero.requests[since:] if r.is_write]  # nothing written at all
     assert org.contacts[x]["ContactStatus"] == "GDPRREQUEST"
