@@ -35,6 +35,9 @@ ADMIN_CSS = {"all": ["lookout_xero/admin.css"]}
 ADMIN_JS = ["lookout_xero/admin.js"]
 CREDENTIALS_HEADING = "Xero custom connection"
 
+ENCRYPTED_FIELDS = ("client_id", "client_secret", "access_token", "webhook_key")
+# The same, on a row's connection: lists that show none of them neither load nor decrypt them.
+CONNECTION_CREDENTIALS = tuple(f"connection__{name}" for name in ENCRYPTED_FIELDS)
 RUN_BADGES = {
     SyncRun.Status.PENDING: "syncing",
     SyncRun.Status.RUNNING: "syncing",
@@ -143,7 +146,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 class OrganisationColumn:
-    """The row's organisation, sorted by the host's name field (`ORGANISATION_NAME_FIELD`)."""
+    """The row's organisation, sorted by the host's name field (`ORGANISATION_NAME_FIELD`).
+
+    The rows come with their connection and organisation, but not the connection's
+    credentials: these pages show none, and a key that cannot decrypt them is one of the
+    troubles they are read for, so they must open even then.
+    """
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("connection__organisation")
+            .defer(*CONNECTION_CREDENTIALS)
+        )
 
     @admin.display(ordering=conf.OrganisationName("connection__organisation"))
     def organisation(self, obj):
@@ -168,9 +184,6 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.exclude(status.needs_attention_q())
         return queryset
-
-
-ENCRYPTED_FIELDS = ("client_id", "client_secret", "access_token", "webhook_key")
 
 
 @admin.register(XeroConnection)
@@ -530,9 +543,6 @@ class SyncRunAdmin(OrganisationColumn, ReadOnlyAdmin):
     class Media:
         css = ADMIN_CSS
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("connection__organisation")
-
     @admin.display(description="Run", ordering="pk")
     def run(self, obj):
         return run_label(obj)
@@ -571,7 +581,9 @@ class RunFilter(admin.SimpleListFilter):
     recent = 10
 
     def lookups(self, request, model_admin):
-        all_runs = SyncRun.objects.select_related("connection__organisation")
+        all_runs = SyncRun.objects.select_related("connection__organisation").defer(
+            *CONNECTION_CREDENTIALS
+        )
         runs = list(all_runs[: self.recent])
         chosen = self.value()
         if chosen and chosen.isdigit() and all(str(run.pk) != chosen for run in runs):
@@ -696,17 +708,6 @@ class XeroAlertAdmin(OrganisationColumn, ReadOnlyAdmin):
         "resolved_at",
         "resolved_notified_at",
     ]
-
-    def get_queryset(self, request):
-        # The page shows no credentials: neither load nor decrypt them (a key that cannot
-        # open them is one of the troubles this page is read for).
-        credentials = [f"connection__{name}" for name in ENCRYPTED_FIELDS]
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("connection__organisation")
-            .defer(*credentials)
-        )
 
     @admin.display(description="State", ordering="resolved_at")
     def state(self, obj):
@@ -865,9 +866,6 @@ class XeroLinkInline(LinkColumns, admin.TabularInline):
     class Media:
         css = ADMIN_CSS
         js = ADMIN_JS
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("connection__organisation")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -14,11 +14,19 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.db import connection as db
+from django.urls import reverse
 from fernet_fields.hkdf import derive_fernet_key
 
 from lookout_xero import checks, tasks
 from lookout_xero.fields import UndecryptableError
-from lookout_xero.models import OutboxEntry, XeroConnection
+from lookout_xero.models import (
+    OutboxEntry,
+    SyncLog,
+    SyncRun,
+    XeroAlert,
+    XeroConnection,
+    XeroContactLink,
+)
 from tests.conftest import ROOT, _database_url
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder, wait_until
 
@@ -151,3 +159,26 @@ def test_an_undecryptable_value_is_a_clear_error_never_ciphertext(organisation, 
     assert row == {"state": "error", "error_code": "undecryptable"}
     listing = admin_client.get("/admin/lookout_xero/xeroconnection/").content.decode()
     assert "cannot be decrypted with FERNET_KEYS" in listing
+
+
+@pytest.mark.django_db
+def test_the_teams_pages_still_open_when_a_key_opens_nothing(organisation, admin_client):
+    # Those are the pages the team reads to find out what is wrong: they show no credential,
+    # so they must not need one decrypted.
+    connection = make_connection(organisation, enabled=False)
+    funder = make_funder(organisation, "Ada Lovelace")
+    run = SyncRun.objects.create(connection=connection)
+    SyncLog.objects.create(connection=connection, run=run, outcome="run", message="Logged")
+    XeroContactLink.objects.create(connection=connection, funder=funder, xero_contact_id="c-1")
+    XeroAlert.objects.create(connection=connection, kind=XeroAlert.Kind.ERROR)
+    put_stranger_ciphertext(connection.pk)
+
+    pages = {
+        name: reverse(f"admin:lookout_xero_{name}_changelist")
+        for name in ("synclog", "syncrun", "xerocontactlink", "xeroalert", "xeroconnection")
+    }
+    pages["funder"] = reverse("admin:funders_funder_change", args=[funder.pk])
+    for name, url in pages.items():
+        response = admin_client.get(url)
+        assert response.status_code == 200, name
+        assert organisation.name in response.content.decode(), name
