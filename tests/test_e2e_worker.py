@@ -304,7 +304,7 @@ def test_a_full_sync_counts_a_funder_whose_push_was_in_flight_when_it_was_queued
     funder = make_funder(organisation, "Kea Trust", phone="555 0101")
     make_connection(organisation, enabled=True)
     wait_until(lambda: SyncRun.objects.filter(status=SyncRun.Status.COMPLETED).count() == 1)
-    xero.delay_next(6, method="POST")
+    xero.delay_next(10, method="POST")  # long enough for the run to plan meanwhile
     funder.phone = "555 0202"
     funder.save()
 
