@@ -614,3 +614,17 @@ def test_a_run_whose_funders_were_all_pushed_while_it_planned_completes(
     run.refresh_from_db()
     assert planned_chunks == [2, 1] and len(org.contacts) == 3
     assert (run.status, run.created, run.done, run.in_scope) == ("completed", 3, 3, 3)
+
+
+def test_a_full_sync_takes_over_a_pending_row_without_marking_it_looked_up(organisation, org):
+    # The pending row's create may be on its way to Xero: if that worker dies, the next try
+    # must look for the contact first, whatever the full sync planned meanwhile.
+    pending = make_funder(organisation, "Pending Funder")
+    connection = make_connection(organisation, enabled=True)
+    run = connection.runs.get()
+    pending.save()  # a save while the connection is on: its row waits, not looked up
+    new = make_funder(organisation, "New Funder")
+    OutboxEntry.objects.filter(funder=new).delete()  # queued by the full sync alone
+    services.run_full_sync(run.pk)
+    rows = {row.funder_id: row for row in OutboxEntry.objects.filter(run=run)}
+    assert (rows[pending.pk].looked_up, rows[new.pk].looked_up) == (False, True)
