@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 
 import pytest
 from celery.signals import before_task_publish
+from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -582,38 +584,46 @@ def test_every_in_scope_funder_counts_once_in_its_run(xero, organisation, org):
     assert status.progress(run)["percent"] == 100
 
 
-def test_a_run_whose_funders_were_all_pushed_while_it_planned_completes(
-    xero, organisation, org, settings
-):
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_funders_were_all_pushed_while_it_planned_completes(xero, organisation, org):
     # A drain started by a save pushes the first chunk's funders while the planner is still
     # on the next chunk; when the planner ends, nothing of the run is left for a drain to
-    # finish, so the planner completes it itself.
-    from lookout_xero.services import full_sync
+    # finish, so the planner completes it itself. Django's execute_wrapper lets another
+    # connection's drain run right after the planner queues each chunk, as another worker's
+    # drain would.
+    from lookout_xero.services.full_sync import PLAN_CHUNK
 
-    settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "BATCH_SIZE": 100}
-    for i in range(3):
-        make_funder(organisation, f"Early {i}")
+    funders = PLAN_CHUNK + 1  # two chunks, so there is a moment between them
+    for i in range(funders):
+        make_funder(organisation, f"Member {i:04}")
     connection = make_connection(organisation, enabled=True)
     run = connection.runs.get()
-    chunk = full_sync.PLAN_CHUNK
-    full_sync.PLAN_CHUNK = 2  # two chunks, so there is a moment between them
-    original = full_sync._Planner.plan_chunk
-    planned_chunks = []
+    waiting_when_drained = []
 
-    def plan_then_let_a_drain_run(self, funders):
-        original(self, funders)
-        planned_chunks.append(len(funders))
-        services.drain(connection.pk)  # what another worker's drain does meanwhile
+    def another_workers_drain() -> None:
+        try:
+            waiting_when_drained.append(OutboxEntry.objects.filter(run=run).count())
+            services.drain(connection.pk)
+        finally:
+            db_connection.close()
 
-    full_sync._Planner.plan_chunk = plan_then_let_a_drain_run
-    try:
+    queued = []
+
+    def drain_once_each_chunk_is_queued(execute, sql, params, many, context):
+        if queued and not db_connection.in_atomic_block:  # the chunk's rows are committed
+            queued.clear()
+            drain = threading.Thread(target=another_workers_drain)
+            drain.start()
+            drain.join()
+        if sql.startswith("INSERT") and OutboxEntry._meta.db_table in sql:
+            queued.append(sql)
+        return execute(sql, params, many, context)
+
+    with db_connection.execute_wrapper(drain_once_each_chunk_is_queued):
         services.run_full_sync(run.pk)
-    finally:
-        full_sync._Planner.plan_chunk = original
-        full_sync.PLAN_CHUNK = chunk
     run.refresh_from_db()
-    assert planned_chunks == [2, 1] and len(org.contacts) == 3
-    assert (run.status, run.created, run.done, run.in_scope) == ("completed", 3, 3, 3)
+    assert waiting_when_drained == [PLAN_CHUNK, 1] and len(org.contacts) == funders
+    assert (run.status, run.created, run.done, run.in_scope) == ("completed",) + (funders,) * 3
 
 
 def test_a_full_sync_takes_over_a_pending_row_without_marking_it_looked_up(organisation, org):
