@@ -174,6 +174,13 @@ class XeroConnection(models.Model):
             )
         fields = kwargs.get("update_fields")
         fields = set(self.EDITABLE_FIELDS) if fields is None else set(fields)
+        if previous is not None and previous.organisation_id != self.organisation_id:
+            # Its links, outbox and runs are the first organisation's funders, and Xero's
+            # contacts are the customer's: carried over, they would sync the wrong people.
+            raise ValueError(
+                f"{previous} cannot move to another organisation: delete it, then create a "
+                "connection for the other organisation (its full sync starts when enabled)."
+            )
         change = ConnectionChange.between(previous, self, fields)
         touched = self._reset_for(change)
         if previous is not None:

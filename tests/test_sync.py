@@ -130,6 +130,19 @@ def test_enabling_through_save_creates_one_run_and_starts_it_on_commit(
     assert connection.runs.count() == 1 and len(callbacks) == 1
 
 
+def test_a_connection_cannot_move_to_another_organisation(organisation, org):
+    # Its links and outbox are this organisation's funders: moved, they would sync the wrong
+    # people and the other organisation would never get its full sync.
+    from project.funders.models import Organisation
+
+    connection = make_connection(organisation, enabled=True)
+    connection.organisation = Organisation.objects.create(name="Other Trust")
+    with pytest.raises(ValueError, match="cannot move to another organisation"):
+        connection.save()
+    connection.refresh_from_db()
+    assert connection.organisation_id == organisation.pk
+
+
 def test_per_item_xero_error_is_kept_and_does_not_block_the_batch(
     xero, connection, organisation, org
 ):
