@@ -27,6 +27,8 @@ NAME_TAKEN = (
 CONTACT_NOT_FOUND = "The specified contact could not be found."
 PUT_WITH_ID = "A ContactID cannot be supplied when creating contacts with PUT; use POST to update."
 
+# Xero's rules, written out again here rather than imported from lookout_xero.mapping: the fake
+# stands in for Xero, so a mistake in the app's copy must make a test fail, not agree with it.
 CONTACT_STATUSES = ("ACTIVE", "ARCHIVED", "GDPRREQUEST")
 PHONE_TYPES = ("DEFAULT", "DDI", "MOBILE", "FAX", "OFFICE")
 STANDARD_PHONE_TYPES = ("DEFAULT", "DDI", "FAX", "MOBILE")
