@@ -119,6 +119,32 @@ def test_non_members_and_disabled_connections_queue_nothing(
     assert connection.runs.count() == 0
 
 
+def test_changes_made_without_a_save_are_queued_by_queue_changed_funders(
+    xero, connection, organisation, org, django_capture_on_commit_callbacks, published
+):
+    # QuerySet.update() sends no post_save: the host tells lookout_xero what it changed, and
+    # the same rules as a save apply (members of enabled organisations only).
+    from project.funders.models import Funder, Organisation
+
+    members = [make_funder(organisation, f"Member {i}") for i in range(3)]
+    grant = make_funder(organisation, "Grant Body", funder_type="grant")
+    other = make_funder(Organisation.objects.create(name="Not Connected"), "Elsewhere")
+    drain_all(connection)
+    changed = [*members, grant, other]
+    Funder.objects.filter(pk__in=[f.pk for f in changed]).update(phone="09 555 0100")
+    assert not OutboxEntry.objects.exists()  # the receiver never heard of it
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.queue_changed_funders([f.pk for f in changed]) == 3
+    assert sorted(OutboxEntry.objects.values_list("funder_id", flat=True)) == [
+        f.pk for f in members
+    ]
+    assert published == ["lookout_xero.drain_outbox"]  # one drain for the organisation
+    drain_all(connection)
+    phones = {c["Name"]: c["Phones"][0]["PhoneNumber"] for c in org.contacts.values()}
+    assert phones == {f.name: "09 555 0100" for f in members}
+
+
 def test_enabling_through_save_creates_one_run_and_starts_it_on_commit(
     organisation, org, django_capture_on_commit_callbacks
 ):

@@ -91,6 +91,49 @@ def queue_funder_of_organisation(organisation_id, funder_id) -> Queued | None:
     return Queued(connection_id, version == 1, bool(drain_requested))
 
 
+CHANGED_CHUNK = 500
+
+
+def queue_changed_funders(funders) -> int:
+    """Queue funders changed without a save: ``QuerySet.update()``, ``bulk_update()``,
+    ``bulk_create()``, raw SQL, a data migration. None of these sends ``post_save``.
+
+    ``funders`` are instances or primary keys. The rules are a save's: membership funders
+    (archived ones too, so an archive reaches Xero) of organisations with an enabled
+    connection, one upsert each, and a drain asked for on commit. Returns how many were queued.
+    """
+    ids = [getattr(funder, "pk", funder) for funder in funders]
+    organisation_field = conf.get("ORGANISATION_FIELD") + "_id"
+    members = conf.funder_model()._default_manager.filter(
+        **{conf.get("MEMBERSHIP_FIELD"): conf.get("MEMBERSHIP_VALUE")}
+    )
+    queued, drains = 0, set()
+    for start in range(0, len(ids), CHANGED_CHUNK):
+        chunk = list(
+            members.filter(pk__in=ids[start : start + CHANGED_CHUNK]).values_list(
+                "pk", organisation_field
+            )
+        )
+        enabled = set(
+            XeroConnection.objects.filter(
+                organisation_id__in={organisation_id for _, organisation_id in chunk},
+                enabled=True,
+            ).values_list("organisation_id", flat=True)
+        )
+        for funder_id, organisation_id in chunk:
+            if organisation_id not in enabled:
+                continue
+            # The statement checks the switch again: it may have been turned off meanwhile.
+            result = queue_funder_of_organisation(organisation_id, funder_id)
+            if result is not None:
+                queued += 1
+                if result.created and not result.drain_requested:
+                    drains.add(result.connection_id)
+    for connection_id in drains:
+        ask_for_drain_on_commit(connection_id)
+    return queued
+
+
 def _queue_funder_of_organisation_portably(organisation_id, funder_id) -> Queued | None:
     found = (
         XeroConnection.objects.filter(organisation_id=organisation_id, enabled=True)
