@@ -15,6 +15,7 @@ from lookout_xero.exceptions import XeroTransportError
 from lookout_xero.models import OutboxEntry, SyncLog, XeroContactLink
 
 from .helpers import make_member
+from .models import Member
 
 pytestmark = pytest.mark.django_db
 
@@ -102,3 +103,14 @@ def test_retry_base_and_max_seconds_bound_the_backoff(settings):
     assert all(1.5 <= wait <= 3 for wait in first)  # full jitter in [base/2, base]
     assert all(3 <= services.backoff(2) <= 6 for _ in range(50))  # doubling
     assert all(5 <= services.backoff(9) <= 10 for _ in range(50))  # 3 * 2**8, capped at 10
+
+
+def test_queue_changed_funders_reads_this_hosts_membership_and_club_fields(club, connection):
+    members = [make_member(club, f"Rower {i}") for i in range(2)]
+    volunteer = make_member(club, "Coach", kind="volunteer")
+    OutboxEntry.objects.all().delete()  # their saves were queued; only the update matters here
+    Member.objects.filter(club=club).update(is_archived=True)
+    ids = Member.objects.filter(club=club).values_list("pk", flat=True)
+    assert services.queue_changed_funders(ids) == 2
+    queued = set(OutboxEntry.objects.values_list("funder_id", flat=True))
+    assert queued == {m.pk for m in members} and volunteer.pk not in queued
