@@ -98,7 +98,9 @@ def main() -> None:
     finally:
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGINT)
+                # SIGTERM, not SIGINT: a demo started in the background (a script, a container)
+                # gives its children SIGINT ignored, and they would wait out the timeout below.
+                child.terminate()
         for child in children:
             try:
                 child.wait(timeout=10)
