@@ -136,6 +136,7 @@ def test_changes_made_without_a_save_are_queued_by_queue_changed_funders(
 
     with django_capture_on_commit_callbacks(execute=True):
         assert services.queue_changed_funders([f.pk for f in changed]) == 3
+        assert services.queue_changed_funders(Funder.objects.filter(phone="09 555 0100")) == 3
     assert sorted(OutboxEntry.objects.values_list("funder_id", flat=True)) == [
         f.pk for f in members
     ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from .. import conf, dispatch
@@ -98,10 +98,13 @@ def queue_changed_funders(funders) -> int:
     """Queue funders changed without a save: ``QuerySet.update()``, ``bulk_update()``,
     ``bulk_create()``, raw SQL, a data migration. None of these sends ``post_save``.
 
-    ``funders`` are instances or primary keys. The rules are a save's: membership funders
-    (archived ones too, so an archive reaches Xero) of organisations with an enabled
-    connection, one upsert each, and a drain asked for on commit. Returns how many were queued.
+    ``funders`` is a QuerySet of funders (only their keys are read), or instances, or primary
+    keys. The rules are a save's: membership funders (archived ones too, so an archive reaches
+    Xero) of organisations with an enabled connection, one upsert each, and a drain asked for
+    on commit. Returns how many were queued.
     """
+    if isinstance(funders, QuerySet) and funders.model is conf.funder_model():
+        funders = funders.values_list("pk", flat=True)
     ids = [getattr(funder, "pk", funder) for funder in funders]
     organisation_field = conf.get("ORGANISATION_FIELD") + "_id"
     members = conf.funder_model()._default_manager.filter(
