@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from django.db import transaction
 from django.utils import timezone
 
 from .. import conf, dispatch, mapping, wording
@@ -54,8 +55,9 @@ def review_links(
     _read_survivors(contacts, fetch)
     to_push = []
     for link in links:
-        if _review(connection, link, contacts):
-            to_push.append(link.funder_id)
+        with transaction.atomic():  # a link's change and its log line, seen together or not
+            if _review(connection, link, contacts):
+                to_push.append(link.funder_id)
     for funder_id in to_push:
         queue_funder(connection.pk, funder_id)
     if to_push:
