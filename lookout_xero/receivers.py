@@ -9,10 +9,15 @@ from __future__ import annotations
 from . import services
 
 
-def funder_saved(sender, instance, raw=False, **kwargs) -> None:
+def funder_saved(sender, instance, raw=False, using=None, **kwargs) -> None:
     """post_save of the host's funder: upsert its outbox row; ask for a drain on commit."""
     if raw or not services.is_membership(instance):
         return  # loading fixtures, or never in scope: no query at all
+    heard = services.heard_from_trigger(using, instance.pk)  # PostgreSQL: no query
+    for connection_id in heard.drains:
+        services.ask_for_drain_on_commit(connection_id)
+    if heard.queued:
+        return  # the trigger queued it in the save's own statement
     organisation_id = services.organisation_id_of(instance)
     if not services.may_have_enabled_connection(organisation_id):
         return  # no enabled connection a moment ago: no query at all (see services.enabled)

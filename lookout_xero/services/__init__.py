@@ -1,7 +1,8 @@
 """The sync: the only place where the ORM meets the Xero client.
 
-Flow: a funder save queues an outbox row (`outbox.queue_funder_of_organisation`), unless
-`enabled` knows its organisation has no enabled connection; `drain.drain` takes the
+Flow: a funder save queues an outbox row: on PostgreSQL a trigger does it inside the save's
+statement (`trigger`), elsewhere `outbox.queue_funder_of_organisation`, unless `enabled` knows
+its organisation has no enabled connection; `drain.drain` takes the
 organisation's lease and pushes pending funders in batches; enabling a connection plans a full
 sync (`full_sync.run_full_sync`) that links funders to contacts already in Xero and queues
 everything in scope. `switch` owns the Enabled switch, `people` the decisions a person makes,
@@ -57,6 +58,11 @@ from .switch import (
     start_preview,
     stop_syncing,
 )
+from .trigger import heard_from_trigger
+from .trigger import install as install_trigger
+from .trigger import installed_on_migrate as install_trigger_on_migrate
+from .trigger import listen as listen_to_trigger
+from .trigger import removed_before_migrate as remove_trigger_before_migrate
 from .webhooks import process_webhooks
 from .webhooks import receive as receive_webhook
 
@@ -80,9 +86,13 @@ __all__ = [
     "drain_once",
     "finish_run",
     "forget_enabled",
+    "heard_from_trigger",
     "in_scope_funders",
+    "install_trigger",
+    "install_trigger_on_migrate",
     "is_archived",
     "is_membership",
+    "listen_to_trigger",
     "may_have_enabled_connection",
     "name_with_suffix",
     "next_due_in",
@@ -98,6 +108,7 @@ __all__ = [
     "react_to",
     "receive_webhook",
     "record_connection_error",
+    "remove_trigger_before_migrate",
     "resolve_conflict",
     "restore_in_xero",
     "retry_failed",

@@ -18,6 +18,7 @@ from ..models import (
     XeroConnection,
     XeroContactLink,
 )
+from . import trigger
 
 # --- the outbox -------------------------------------------------------------------------------
 
@@ -104,7 +105,10 @@ def queue_changed_funders(funders) -> int:
     for start in range(0, len(ids), CHANGED_CHUNK):
         chunk = members.filter(pk__in=ids[start : start + CHANGED_CHUNK])
         queued += _queue_members(chunk.values(lx_funder=F("pk"), lx_org=F(organisation.attname)))
-    for connection_id in {q.connection_id for q in queued if q.created and not q.drain_requested}:
+    # On PostgreSQL the trigger queued them first, when they changed, and said which
+    # connections need a drain: the rows found here are then no longer new.
+    to_drain = {q.connection_id for q in queued if q.created and not q.drain_requested}
+    for connection_id in to_drain | set(trigger.drains_heard(router.db_for_write(model))):
         ask_for_drain_on_commit(connection_id)
     return len(queued)
 

@@ -1,0 +1,235 @@
+"""On PostgreSQL the database queues a funder's change itself, in the save's own statement.
+
+Why: Django saves in autocommit, so a post_save upsert runs after the funder's UPDATE has
+committed. It is a second statement and a second commit, which costs a save about as much
+again as the save itself (docs/performance.md, scenario 5), and a process that dies between
+the two commits loses the change. A row trigger on the funder table writes the outbox row
+inside the funder's statement and transaction instead: no round trip, no second commit, and
+nothing to lose in between. It queues what never sends ``post_save`` too (``QuerySet.update()``,
+raw SQL).
+
+The post_save receiver still asks for drains, and it must learn what the trigger did without a
+query: when the trigger queues a change it says so with a NOTICE, which PostgreSQL sends back
+with the statement's own result. The notice names the trigger's definition (a hash of its SQL).
+No notice, or one from a trigger left over from other settings, and the receiver goes its own
+way, as on SQLite or with ``DATABASE_TRIGGER`` off: it queues the change itself if its
+organisation may have an enabled connection. A missing trigger costs speed, never a change.
+
+``migrate`` installs it (post_migrate, like Django's content types), replaces it when the
+settings it is built from change, and removes it when ``DATABASE_TRIGGER`` is off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from dataclasses import dataclass, field
+
+from django.db import connections, router, transaction
+
+from .. import conf
+from ..models import OutboxEntry, XeroConnection
+
+PREFIX = "lookout_xero_queue_"
+# Notices kept per database connection for saves whose receiver has not run yet: only a
+# QuerySet.update() or raw SQL, which send no post_save, can pile them up.
+MAX_UNREAD = 1000
+
+
+@dataclass(frozen=True)
+class Definition:
+    tag: str  # a hash of the SQL below: the trigger's and its function's names end in it
+    funder_table: str
+    statements: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return PREFIX + self.tag
+
+
+def definition(using: str) -> Definition:
+    """The trigger these settings ask for, on this PostgreSQL database."""
+    db = connections[using]
+    qn = db.ops.quote_name
+    funders = conf.funder_model()._meta
+    membership = funders.get_field(conf.get("MEMBERSHIP_FIELD"))
+    value = membership.get_db_prep_value(conf.get("MEMBERSHIP_VALUE"), db, prepared=False)
+    pk = qn(funders.pk.column)
+    organisation = qn(funders.get_field(conf.get("ORGANISATION_FIELD")).column)
+    outbox = qn(OutboxEntry._meta.db_table)
+    connection = qn(XeroConnection._meta.db_table)
+    table = qn(funders.db_table)
+    # The same upsert as outbox.queue_funder_of_organisation, and the same answer: the
+    # connection it queued for, and whether that connection now needs a drain asked for.
+    # The membership test is in the body, not in a WHEN clause: PostgreSQL would then refuse
+    # the host's migrations that change that column's type (a longer max_length, say).
+    member = db.ops.compose_sql(f"NEW.{qn(membership.column)} IS NOT DISTINCT FROM %s", [value])
+    body = (
+        "DECLARE queued_for bigint; queued_version integer; already_asked boolean; BEGIN "  # noqa: S608
+        f"IF NOT ({member}) THEN RETURN NULL; END IF; "
+        f"INSERT INTO {outbox} AS o (connection_id, funder_id, version, attempts, due_at, "
+        f"looked_up, last_error, created_at) SELECT c.id, NEW.{pk}, 1, 0, now(), false, '', "
+        f"now() FROM {connection} c WHERE c.organisation_id = NEW.{organisation} AND c.enabled "
+        "ON CONFLICT (connection_id, funder_id) DO UPDATE SET version = o.version + 1, "
+        "attempts = 0, due_at = excluded.due_at, last_error = '' "
+        f"RETURNING o.connection_id, o.version, (SELECT d.drain_requested FROM {connection} d "
+        "WHERE d.id = o.connection_id) INTO queued_for, queued_version, already_asked; "
+        # Only a save that queued something says so: the rest cost the receiver no parsing.
+        "IF queued_for IS NOT NULL THEN "
+        # A host that silenced notices would never hear this one: unsilence them for the rest
+        # of this transaction (a SET clause on the function would cost every save).
+        "IF current_setting('client_min_messages') IN ('warning', 'error') THEN "
+        "PERFORM set_config('client_min_messages', 'notice', true); END IF; "
+        f"RAISE NOTICE 'lookout_xero % % % %', TG_NAME, NEW.{pk}, queued_for, "
+        "CASE WHEN queued_version = 1 AND NOT already_asked THEN 'drain' ELSE '-' END; "
+        "END IF; RETURN NULL; END"
+    )
+    function = (
+        "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql "
+        f"AS $lookout_xero$ {body} $lookout_xero$"
+    )
+    trigger = (
+        f"CREATE TRIGGER {{name}} AFTER INSERT OR UPDATE ON {table} FOR EACH ROW "
+        "EXECUTE FUNCTION {name}()"
+    )
+    tag = hashlib.sha256(f"{function}\n{trigger}".encode()).hexdigest()[:10]
+    name = PREFIX + tag
+    statements = (function.replace("{name}", name), trigger.replace("{name}", name))
+    return Definition(tag, table, statements)
+
+
+def install(using: str) -> str:
+    """Make the database's trigger match the settings; returns what was done, for the log."""
+    db = connections[using]
+    if db.vendor != "postgresql":
+        return "not PostgreSQL"
+    if not router.allow_migrate_model(using, OutboxEntry):
+        return "not this database"
+    # Migrated back to zero, the outbox is gone and a trigger would break every save.
+    wanted = conf.get("DATABASE_TRIGGER") and (
+        OutboxEntry._meta.db_table in db.introspection.table_names()
+    )
+    target = definition(using) if wanted else None
+    with transaction.atomic(using=using), db.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.tgname, t.tgrelid = to_regclass(%s) FROM pg_trigger t "
+            "WHERE t.tgname LIKE %s AND NOT t.tgisinternal",
+            [target.funder_table if target else None, OURS],
+        )
+        present = cursor.fetchall()
+        if target and present == [(target.name, True)]:
+            return "up to date"
+        _remove(using)
+        if target is None:
+            return "removed" if present else "off"
+        for statement in target.statements:
+            cursor.execute(statement)
+    return "installed"
+
+
+OURS = PREFIX.replace("_", r"\_") + "%"  # a LIKE pattern for our triggers and functions
+
+
+def _remove(using: str) -> None:
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT t.tgname, t.tgrelid::regclass::text FROM pg_trigger t "
+            "WHERE t.tgname LIKE %s AND NOT t.tgisinternal",
+            [OURS],
+        )
+        for name, table in cursor.fetchall():
+            cursor.execute(f"DROP TRIGGER {name} ON {table}")
+        cursor.execute("SELECT oid::regprocedure::text FROM pg_proc WHERE proname LIKE %s", [OURS])
+        for (function,) in cursor.fetchall():
+            cursor.execute(f"DROP FUNCTION {function}")
+
+
+def removed_before_migrate(sender, using, plan=(), **kwargs) -> None:
+    """pre_migrate: a migration may rename or drop a column the trigger reads, and every save
+    would fail until post_migrate. Meanwhile the post_save receiver queues saves itself."""
+    if plan and connections[using].vendor == "postgresql":
+        _remove(using)
+
+
+def installed_on_migrate(sender, using, verbosity=1, **kwargs) -> None:
+    """post_migrate: every table exists (or is gone) by now."""
+    done = install(using)
+    if verbosity >= 2:
+        print(f"lookout_xero: the funder table's queue trigger on {using!r}: {done}")
+
+
+# --- what the trigger said ------------------------------------------------------------------------
+
+
+@dataclass
+class Notices:
+    """What the trigger said on one database connection, until the receiver reads it."""
+
+    queued: dict = field(default_factory=dict)  # funder pk as text -> the trigger's name
+    drains: set = field(default_factory=set)  # connections that need a drain asked for
+
+    def __call__(self, diagnostic) -> None:  # a psycopg notice handler
+        words = (diagnostic.message_primary or "").split(" ")
+        if len(words) != 5 or words[0] != "lookout_xero":
+            return  # someone else's notice
+        _, trigger, funder, connection, drain = words
+        if len(self.queued) >= MAX_UNREAD:
+            self.queued.clear()  # their saves' receivers queue them again: slower, not lost
+        self.queued[funder] = trigger
+        if drain == "drain":
+            self.drains.add(int(connection))
+
+
+# One per Django database connection (one per thread and alias), replaced on reconnect.
+_notices: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def listen(sender, connection, **kwargs) -> None:
+    """connection_created: hear the trigger's notices on this new database connection."""
+    if connection.vendor == "postgresql":
+        notices = _notices[connection] = Notices()
+        connection.connection.add_notice_handler(notices)
+
+
+@dataclass(frozen=True)
+class Heard:
+    queued: bool  # this settings' trigger queued the save: the receiver has nothing to add
+    drains: list  # connections whose first pending change it queued, and no drain asked for
+
+
+NOTHING = Heard(False, [])
+
+
+def heard_from_trigger(using: str, funder_pk) -> Heard:
+    """What the trigger said about this save, and the drains that changes made without a
+    save (``QuerySet.update()``, raw SQL) asked for meanwhile. No query."""
+    notices = _notices.get(connections[using])
+    if notices is None:
+        return NOTHING  # not PostgreSQL
+    trigger = notices.queued.pop(str(funder_pk), None)
+    # A trigger built from other settings (migrate not run since) may have queued it by other
+    # rules: queue it by these too.
+    return Heard(trigger is not None and trigger == _trigger_name(using), drains_heard(using))
+
+
+def drains_heard(using: str) -> list[int]:
+    """The drains the trigger asked for on this database connection since last read."""
+    notices = _notices.get(connections[using])
+    if notices is None:
+        return []
+    drains, notices.drains = sorted(notices.drains), set()
+    return drains
+
+
+_names: dict = {}
+
+
+def _trigger_name(using: str) -> str:
+    """`definition(using).name`, built once per database and settings (on every save, else)."""
+    key = (using, conf.funder_model_label(), *(conf.get(name) for name in DEFINED_BY))
+    if key not in _names:
+        _names[key] = definition(using).name
+    return _names[key]
+
+
+DEFINED_BY = ("MEMBERSHIP_FIELD", "MEMBERSHIP_VALUE", "ORGANISATION_FIELD")
