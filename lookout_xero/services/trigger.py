@@ -16,7 +16,8 @@ way, as on SQLite or with ``DATABASE_TRIGGER`` off: it queues the change itself 
 organisation may have an enabled connection. A missing trigger costs speed, never a change.
 
 ``migrate`` installs it (post_migrate, like Django's content types), replaces it when the
-settings it is built from change, and removes it when ``DATABASE_TRIGGER`` is off.
+settings it is built from change, removes it while migrations run (they may rename a column it
+reads), and leaves it out when ``DATABASE_TRIGGER`` is off.
 """
 
 from __future__ import annotations
@@ -180,15 +181,21 @@ class Notices:
             self.drains.add(int(connection))
 
 
-# One per Django database connection (one per thread and alias), replaced on reconnect.
+# One per driver connection. Keyed by it, not by Django's wrapper: with a connection pool,
+# Django announces the same driver connection again at each checkout.
 _notices: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def listen(sender, connection, **kwargs) -> None:
-    """connection_created: hear the trigger's notices on this new database connection."""
-    if connection.vendor == "postgresql":
-        notices = _notices[connection] = Notices()
+    """connection_created: hear the trigger's notices on this database connection."""
+    if connection.vendor == "postgresql" and connection.connection not in _notices:
+        notices = _notices[connection.connection] = Notices()
         connection.connection.add_notice_handler(notices)
+
+
+def _notices_of(using: str) -> Notices | None:
+    driver_connection = connections[using].connection
+    return None if driver_connection is None else _notices.get(driver_connection)
 
 
 @dataclass(frozen=True)
@@ -203,7 +210,7 @@ NOTHING = Heard(False, [])
 def heard_from_trigger(using: str, funder_pk) -> Heard:
     """What the trigger said about this save, and the drains that changes made without a
     save (``QuerySet.update()``, raw SQL) asked for meanwhile. No query."""
-    notices = _notices.get(connections[using])
+    notices = _notices_of(using)
     if notices is None:
         return NOTHING  # not PostgreSQL
     trigger = notices.queued.pop(str(funder_pk), None)
@@ -214,7 +221,7 @@ def heard_from_trigger(using: str, funder_pk) -> Heard:
 
 def drains_heard(using: str) -> list[int]:
     """The drains the trigger asked for on this database connection since last read."""
-    notices = _notices.get(connections[using])
+    notices = _notices_of(using)
     if notices is None:
         return []
     drains, notices.drains = sorted(notices.drains), set()
