@@ -627,6 +627,11 @@ def planned(connection: XeroConnection, funders: int) -> bool:
     return run is not None and queued >= funders  # however the engine marks a run planned
 
 
+def planning_stats() -> dict[str, dict[str, float]]:
+    tasks = bench_hooks.read_task_stats(REDIS)
+    return {name: s for name, s in tasks.items() if not any(w in name for w in BACKGROUND_TASKS)}
+
+
 def scenario_planning(fake: TimedFake, workers: Workers, funders: int) -> list:
     _, connection = make_org(fake, f"s4-plan-{funders}", funders)
     REDIS.delete(bench_hooks.TASKS_KEY)
@@ -635,14 +640,17 @@ def scenario_planning(fake: TimedFake, workers: Workers, funders: int) -> list:
     baseline = max(proc_kb(pid, "VmRSS") for pid in pids)
     started = time.monotonic()
     enable(connection)
-    wait_until(lambda: planned(connection, funders), 600 + funders / 50, "planning", poll=0.5)
+    # Planned, and the planning task has ended (its queries are recorded as it returns).
+    wait_until(
+        lambda: planned(connection, funders) and planning_stats(),
+        600 + funders / 50,
+        "planning",
+        poll=0.5,
+    )
     took = time.monotonic() - started
     peak = max(proc_kb(pid, "VmHWM") for pid in pids)
     workers.stop()
-    tasks = bench_hooks.read_task_stats(REDIS)
-    planning = {
-        name: s for name, s in tasks.items() if not any(w in name for w in BACKGROUND_TASKS)
-    }
+    planning = planning_stats()
     queries = sum(s["queries"] for s in planning.values())
     XeroConnection.objects.filter(pk=connection.pk).update(enabled=False)
     OutboxEntry.objects.filter(connection=connection).delete()

@@ -359,3 +359,16 @@ def test_on_postgresql_the_trigger_never_stands_in_the_way_of_the_hosts_migratio
     # first (a column it reads may be renamed) and installs it again at the end.
     call_command("migrate", verbosity=0)
     assert triggers() == installed
+
+
+@on_postgresql
+def test_on_postgresql_check_warns_when_the_trigger_is_not_the_settings_one(settings):
+    from lookout_xero.checks import check_queue_trigger
+
+    assert check_queue_trigger(databases=[db.alias]) == []
+    settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "MEMBERSHIP_VALUE": "club"}
+    [warning] = check_queue_trigger(databases=[db.alias])
+    assert warning.id == "lookout_xero.W002" and "is from others" in warning.msg
+    settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "DATABASE_TRIGGER": False}
+    [warning] = check_queue_trigger(databases=[db.alias])
+    assert "DATABASE_TRIGGER is off but lookout_xero_queue_" in warning.msg

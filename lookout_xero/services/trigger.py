@@ -131,6 +131,30 @@ def install(using: str) -> str:
 OURS = PREFIX.replace("_", r"\_") + "%"  # a LIKE pattern for our triggers and functions
 
 
+def out_of_step(using: str) -> str:
+    """Why the database's trigger does not match the settings, or "" when it does."""
+    db = connections[using]
+    if db.vendor != "postgresql" or not router.allow_migrate_model(using, OutboxEntry):
+        return ""
+    if OutboxEntry._meta.db_table not in db.introspection.table_names():
+        return ""  # not migrated yet: migrate installs it
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.tgname FROM pg_trigger t WHERE t.tgname LIKE %s AND NOT t.tgisinternal",
+            [OURS],
+        )
+        present = [name for (name,) in cursor.fetchall()]
+    if not conf.get("DATABASE_TRIGGER"):
+        return f"DATABASE_TRIGGER is off but {', '.join(present)} is installed" if present else ""
+    if present != [_trigger_name(using)]:
+        return (
+            "the funder table has no queue trigger for these settings"
+            + (f" ({', '.join(present)} is from others)" if present else "")
+            + ": saves are queued by post_save, with one more statement each"
+        )
+    return ""
+
+
 def _remove(using: str) -> None:
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute(
@@ -194,8 +218,10 @@ def listen(sender, connection, **kwargs) -> None:
 
 
 def _notices_of(using: str) -> Notices | None:
-    driver_connection = connections[using].connection
-    return None if driver_connection is None else _notices.get(driver_connection)
+    db = connections[using]
+    if db.vendor != "postgresql" or db.connection is None:
+        return None
+    return _notices.get(db.connection)
 
 
 @dataclass(frozen=True)
