@@ -107,9 +107,7 @@ def install(using: str) -> str:
     if not router.allow_migrate_model(using, OutboxEntry):
         return "not this database"
     # Migrated back to zero, the outbox is gone and a trigger would break every save.
-    wanted = conf.get("DATABASE_TRIGGER") and (
-        OutboxEntry._meta.db_table in db.introspection.table_names()
-    )
+    wanted = _wanted(db) and OutboxEntry._meta.db_table in db.introspection.table_names()
     target = definition(using) if wanted else None
     with transaction.atomic(using=using), db.cursor() as cursor:
         cursor.execute(
@@ -131,6 +129,11 @@ def install(using: str) -> str:
 OURS = PREFIX.replace("_", r"\_") + "%"  # a LIKE pattern for our triggers and functions
 
 
+def _wanted(db) -> bool:
+    # psycopg2 has no notice handlers: its saves could not tell what the trigger queued.
+    return conf.get("DATABASE_TRIGGER") and db.Database.__name__ == "psycopg"
+
+
 def out_of_step(using: str) -> str:
     """Why the database's trigger does not match the settings, or "" when it does."""
     db = connections[using]
@@ -144,8 +147,8 @@ def out_of_step(using: str) -> str:
             [OURS],
         )
         present = [name for (name,) in cursor.fetchall()]
-    if not conf.get("DATABASE_TRIGGER"):
-        return f"DATABASE_TRIGGER is off but {', '.join(present)} is installed" if present else ""
+    if not _wanted(db):
+        return f"{', '.join(present)} is installed but not wanted" if present else ""
     if present != [_trigger_name(using)]:
         return (
             "the funder table has no queue trigger for these settings"
@@ -212,9 +215,10 @@ _notices: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def listen(sender, connection, **kwargs) -> None:
     """connection_created: hear the trigger's notices on this database connection."""
-    if connection.vendor == "postgresql" and connection.connection not in _notices:
-        notices = _notices[connection.connection] = Notices()
-        connection.connection.add_notice_handler(notices)
+    driver_connection = connection.connection
+    if hasattr(driver_connection, "add_notice_handler") and driver_connection not in _notices:
+        notices = _notices[driver_connection] = Notices()
+        driver_connection.add_notice_handler(notices)
 
 
 def _notices_of(using: str) -> Notices | None:
