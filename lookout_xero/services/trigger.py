@@ -153,7 +153,7 @@ def out_of_step(using: str) -> str:
         return (
             "the funder table has no queue trigger for these settings"
             + (f" ({', '.join(present)} is from others)" if present else "")
-            + ": saves are queued by post_save, with one more statement each"
+            + ": until migrate builds it, saves are queued by post_save, one more statement each"
         )
     return ""
 
