@@ -10,7 +10,8 @@ from . import services
 
 
 def funder_saved(sender, instance, raw=False, using=None, **kwargs) -> None:
-    """post_save of the host's funder: upsert its outbox row; ask for a drain on commit."""
+    """post_save of the host's funder: its outbox row (PostgreSQL's trigger has written it, or
+    this upserts it); a drain asked for on commit."""
     if raw or not services.is_membership(instance):
         return  # loading fixtures, or never in scope: no query at all
     heard = services.heard_from_trigger(using, instance.pk)  # PostgreSQL: no query

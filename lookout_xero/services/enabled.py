@@ -1,8 +1,9 @@
 """Which organisations have an enabled connection, as this process last read it.
 
-A funder save asks here first, so that a save in an organisation without an enabled
-connection costs no query at all: most organisations of a CRM have none. What this process
-knows is at most ``ENABLED_CACHE_SECONDS`` old, and being out of date loses nothing:
+A funder save the PostgreSQL trigger did not queue asks here first, so that a save in an
+organisation without an enabled connection costs no query at all: most organisations of a CRM
+have none. What this process knows is at most ``ENABLED_CACHE_SECONDS`` old, and being out of
+date loses nothing:
 
 - It says "enabled" but the connection was disabled meanwhile: the save's upsert checks
   ``enabled`` itself (`outbox.queue_funder_of_organisation`), so nothing is queued.
