@@ -788,13 +788,13 @@ def queue_trigger(*, on: bool):
     if not on:
         name = trigger.definition(db.alias).name
         with db.cursor() as cursor:
-            cursor.execute(f"ALTER TABLE funders_funder DISABLE TRIGGER {name}")
+            cursor.execute(f"ALTER TABLE {Funder._meta.db_table} DISABLE TRIGGER {name}")
     try:
         yield
     finally:
         if not on:
             with db.cursor() as cursor:
-                cursor.execute(f"ALTER TABLE funders_funder ENABLE TRIGGER {name}")
+                cursor.execute(f"ALTER TABLE {Funder._meta.db_table} ENABLE TRIGGER {name}")
 
 
 def save_all(funders: list, tag: str, *, atomic: bool = False) -> float:

@@ -1,7 +1,7 @@
 """The sync: the only place where the ORM meets the Xero client.
 
 Flow: a funder save queues an outbox row: on PostgreSQL a trigger does it inside the save's
-statement (`trigger`), elsewhere `outbox.queue_funder_of_organisation`, unless `enabled` knows
+statement (`trigger`; `notices` keeps what it said), elsewhere `outbox.queue_funder_of_organisation`, unless `enabled` knows
 its organisation has no enabled connection; `drain.drain` takes the
 organisation's lease and pushes pending funders in batches; enabling a connection plans a full
 sync (`full_sync.run_full_sync`) that links funders to contacts already in Xero and queues
@@ -31,6 +31,7 @@ from .enabled import forget as forget_enabled
 from .enabled import may_have_enabled_connection
 from .full_sync import run_full_sync
 from .lease import Lease, LeaseLost
+from .notices import listen as listen_to_trigger
 from .outbox import (
     ask_for_drain_on_commit,
     prune_logs,
@@ -61,7 +62,6 @@ from .switch import (
 from .trigger import heard_from_trigger
 from .trigger import install as install_trigger
 from .trigger import installed_on_migrate as install_trigger_on_migrate
-from .trigger import listen as listen_to_trigger
 from .trigger import removed_before_migrate as remove_trigger_before_migrate
 from .webhooks import process_webhooks
 from .webhooks import receive as receive_webhook

@@ -18,7 +18,7 @@ from ..models import (
     XeroConnection,
     XeroContactLink,
 )
-from . import trigger
+from . import notices
 
 # --- the outbox -------------------------------------------------------------------------------
 
@@ -108,7 +108,7 @@ def queue_changed_funders(funders) -> int:
     # On PostgreSQL the trigger queued them first, when they changed, and said which
     # connections need a drain: the rows found here are then no longer new.
     to_drain = {q.connection_id for q in queued if q.created and not q.drain_requested}
-    for connection_id in to_drain | set(trigger.drains_heard(router.db_for_write(model))):
+    for connection_id in to_drain | set(notices.drains_heard(router.db_for_write(model))):
         ask_for_drain_on_commit(connection_id)
     return len(queued)
 
@@ -133,25 +133,30 @@ def _queue_members(members) -> list[Queued]:
     )
 
 
-def _upsert_returning(db, select: str, params: list) -> list[Queued]:
-    """Insert the rows ``select`` yields, or bump the version of those already pending.
+def upsert_statement(db, select: str) -> str:
+    """Insert the rows ``select`` yields, or bump the version of those already pending;
+    return (connection, version, whether its drain is asked for) for each.
 
     ``select`` yields (connection, funder, version, attempts, due_at, looked_up, last_error,
     created_at); it must end in a WHERE clause (SQLite's upsert needs one after a SELECT).
+    PostgreSQL's trigger (`trigger`) runs the same statement.
     """
     outbox = db.ops.quote_name(OutboxEntry._meta.db_table)
     connection = db.ops.quote_name(XeroConnection._meta.db_table)
+    return (
+        f"INSERT INTO {outbox} "  # noqa: S608 - table names from the models
+        "(connection_id, funder_id, version, attempts, due_at, looked_up, last_error, "
+        f"created_at) {select} "
+        "ON CONFLICT (connection_id, funder_id) DO UPDATE SET "
+        f"version = {outbox}.version + 1, attempts = 0, due_at = excluded.due_at, "
+        f"last_error = '' RETURNING connection_id, version, (SELECT drain_requested "
+        f"FROM {connection} WHERE id = {outbox}.connection_id)"
+    )
+
+
+def _upsert_returning(db, select: str, params: list) -> list[Queued]:
     with db.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {outbox} "  # noqa: S608 - table names from the models, values bound
-            "(connection_id, funder_id, version, attempts, due_at, looked_up, last_error, "
-            f"created_at) {select} "
-            "ON CONFLICT (connection_id, funder_id) DO UPDATE SET "
-            f"version = {outbox}.version + 1, attempts = 0, due_at = excluded.due_at, "
-            f"last_error = '' RETURNING connection_id, version, (SELECT drain_requested "
-            f"FROM {connection} WHERE id = {outbox}.connection_id)",
-            params,
-        )
+        cursor.execute(upsert_statement(db, select), params)
         rows = cursor.fetchall()
     return [
         Queued(connection_id, version == 1, bool(asked)) for connection_id, version, asked in rows

@@ -23,18 +23,15 @@ reads), and leaves it out when ``DATABASE_TRIGGER`` is off.
 from __future__ import annotations
 
 import hashlib
-import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import connections, router, transaction
 
 from .. import conf
 from ..models import OutboxEntry, XeroConnection
+from . import notices, outbox
 
 PREFIX = "lookout_xero_queue_"
-# Notices kept per database connection for saves whose receiver has not run yet: only a
-# QuerySet.update() or raw SQL, which send no post_save, can pile them up.
-MAX_UNREAD = 1000
 
 
 @dataclass(frozen=True)
@@ -57,33 +54,31 @@ def definition(using: str) -> Definition:
     value = membership.get_db_prep_value(conf.get("MEMBERSHIP_VALUE"), db, prepared=False)
     pk = qn(funders.pk.column)
     organisation = qn(funders.get_field(conf.get("ORGANISATION_FIELD")).column)
-    outbox = qn(OutboxEntry._meta.db_table)
     connection = qn(XeroConnection._meta.db_table)
     table = qn(funders.db_table)
-    # The same upsert as outbox.queue_funder_of_organisation, and the same answer: the
-    # connection it queued for, and whether that connection now needs a drain asked for.
+    # A save's own upsert (outbox.upsert_statement), and the same answer: the connection it
+    # queued for, and whether that connection now needs a drain asked for.
     # The membership test is in the body, not in a WHEN clause: PostgreSQL would then refuse
     # the host's migrations that change that column's type (a longer max_length, say).
     member = db.ops.compose_sql(f"NEW.{qn(membership.column)} IS NOT DISTINCT FROM %s", [value])
+    upsert = outbox.upsert_statement(
+        db,
+        f"SELECT c.id, NEW.{pk}, 1, 0, now(), false, '', now() FROM {connection} c "  # noqa: S608
+        f"WHERE c.organisation_id = NEW.{organisation} AND c.enabled",
+    )
     body = (
-        "DECLARE queued_for bigint; queued_version integer; already_asked boolean; BEGIN "  # noqa: S608
+        "DECLARE queued_for bigint; queued_version integer; already_asked boolean; BEGIN "
         f"IF NOT ({member}) THEN RETURN NULL; END IF; "
-        f"INSERT INTO {outbox} AS o (connection_id, funder_id, version, attempts, due_at, "
-        f"looked_up, last_error, created_at) SELECT c.id, NEW.{pk}, 1, 0, now(), false, '', "
-        f"now() FROM {connection} c WHERE c.organisation_id = NEW.{organisation} AND c.enabled "
-        "ON CONFLICT (connection_id, funder_id) DO UPDATE SET version = o.version + 1, "
-        "attempts = 0, due_at = excluded.due_at, last_error = '' "
-        f"RETURNING o.connection_id, o.version, (SELECT d.drain_requested FROM {connection} d "
-        "WHERE d.id = o.connection_id) INTO queued_for, queued_version, already_asked; "
+        f"{upsert} INTO queued_for, queued_version, already_asked; "
         # Only a save that queued something says so: the rest cost the receiver no parsing.
         "IF queued_for IS NOT NULL THEN "
         # A host that silenced notices would never hear this one: unsilence them for the rest
         # of this transaction (a SET clause on the function would cost every save).
         "IF current_setting('client_min_messages') IN ('warning', 'error') THEN "
         "PERFORM set_config('client_min_messages', 'notice', true); END IF; "
-        f"RAISE NOTICE 'lookout_xero % % % %', TG_NAME, NEW.{pk}, queued_for, "
-        "CASE WHEN queued_version = 1 AND NOT already_asked THEN 'drain' ELSE '-' END; "
-        "END IF; RETURN NULL; END"
+        f"RAISE NOTICE '{notices.PREFIX} % % % %', TG_NAME, NEW.{pk}, queued_for, "
+        f"CASE WHEN queued_version = 1 AND NOT already_asked THEN '{notices.DRAIN}' "
+        "ELSE '-' END; END IF; RETURN NULL; END"
     )
     function = (
         "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql "
@@ -189,73 +184,20 @@ def installed_on_migrate(sender, using, verbosity=1, **kwargs) -> None:
 # --- what the trigger said ------------------------------------------------------------------------
 
 
-@dataclass
-class Notices:
-    """What the trigger said on one database connection, until the receiver reads it."""
-
-    queued: dict = field(default_factory=dict)  # funder pk as text -> the trigger's name
-    drains: set = field(default_factory=set)  # connections that need a drain asked for
-
-    def __call__(self, diagnostic) -> None:  # a psycopg notice handler
-        words = (diagnostic.message_primary or "").split(" ")
-        if len(words) != 5 or words[0] != "lookout_xero":
-            return  # someone else's notice
-        _, trigger, funder, connection, drain = words
-        if len(self.queued) >= MAX_UNREAD:
-            self.queued.clear()  # their saves' receivers queue them again: slower, not lost
-        self.queued[funder] = trigger
-        if drain == "drain":
-            self.drains.add(int(connection))
-
-
-# One per driver connection. Keyed by it, not by Django's wrapper: with a connection pool,
-# Django announces the same driver connection again at each checkout.
-_notices: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def listen(sender, connection, **kwargs) -> None:
-    """connection_created: hear the trigger's notices on this database connection."""
-    driver_connection = connection.connection
-    if hasattr(driver_connection, "add_notice_handler") and driver_connection not in _notices:
-        notices = _notices[driver_connection] = Notices()
-        driver_connection.add_notice_handler(notices)
-
-
-def _notices_of(using: str) -> Notices | None:
-    db = connections[using]
-    if db.vendor != "postgresql" or db.connection is None:
-        return None
-    return _notices.get(db.connection)
-
-
 @dataclass(frozen=True)
 class Heard:
     queued: bool  # this settings' trigger queued the save: the receiver has nothing to add
     drains: list  # connections whose first pending change it queued, and no drain asked for
 
 
-NOTHING = Heard(False, [])
-
-
 def heard_from_trigger(using: str, funder_pk) -> Heard:
     """What the trigger said about this save, and the drains that changes made without a
     save (``QuerySet.update()``, raw SQL) asked for meanwhile. No query."""
-    notices = _notices_of(using)
-    if notices is None:
-        return NOTHING  # not PostgreSQL
-    trigger = notices.queued.pop(str(funder_pk), None)
     # A trigger built from other settings (migrate not run since) may have queued it by other
     # rules: queue it by these too.
-    return Heard(trigger is not None and trigger == _trigger_name(using), drains_heard(using))
-
-
-def drains_heard(using: str) -> list[int]:
-    """The drains the trigger asked for on this database connection since last read."""
-    notices = _notices_of(using)
-    if notices is None:
-        return []
-    drains, notices.drains = sorted(notices.drains), set()
-    return drains
+    trigger = notices.queued_by(using, funder_pk)  # None but on PostgreSQL
+    queued = trigger is not None and trigger == _trigger_name(using)
+    return Heard(queued, notices.drains_heard(using))
 
 
 _names: dict = {}
