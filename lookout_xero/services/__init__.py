@@ -1,16 +1,16 @@
 """The sync: the only place where the ORM meets the Xero client.
 
 Flow: a funder save queues an outbox row: on PostgreSQL a trigger does it inside the save's
-statement (`trigger`; `notices` keeps what it said), elsewhere `outbox.queue_funder_of_organisation`, unless `enabled` knows
-its organisation has no enabled connection; `drain.drain` takes the
-organisation's lease and pushes pending funders in batches; enabling a connection plans a full
-sync (`full_sync.run_full_sync`) that links funders to contacts already in Xero and queues
-everything in scope. `switch` owns the Enabled switch, `people` the decisions a person makes,
-`policy` how every caller reacts to Xero's errors, `common` what they share. `webhooks` stores
-Xero's events and reads the contacts they name; `bookkeeper` applies what the bookkeeper did in
-Xero (merges, archives, GDPR requests, drift) to the links, for webhooks, write answers and full
-syncs alike. Work is enqueued through `lookout_xero.dispatch`, by task name: nothing here
-imports `tasks`.
+statement (`trigger`; `notices` keeps what it said), elsewhere
+`outbox.queue_funder_of_organisation`, unless `enabled` knows its organisation has no enabled
+connection; `drain.drain` takes the organisation's lease and pushes pending funders in batches;
+enabling a connection plans a full sync (`full_sync.run_full_sync`) that links funders to
+contacts already in Xero and queues everything in scope. `switch` owns the Enabled switch,
+`people` the decisions a person makes, `policy` how every caller reacts to Xero's errors,
+`common` what they share. `webhooks` stores Xero's events and reads the contacts they name;
+`bookkeeper` applies what the bookkeeper did in Xero (merges, archives, GDPR requests, drift)
+to the links, for webhooks, write answers and full syncs alike. Work is enqueued through
+`lookout_xero.dispatch`, by task name: nothing here imports `tasks`.
 """
 
 from .bookkeeper import review_links
