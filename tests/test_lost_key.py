@@ -242,3 +242,19 @@ def test_admin_lists_open_and_show_the_reason(admin_client, alert_settings):
     listing = admin_client.get(reverse("admin:lookout_xero_xeroconnection_changelist"))
     assert "FERNET_KEYS cannot open" in listing.content.decode()
     assert XeroAlert.objects.filter(connection=lost, kind="error").exists()
+
+
+@pytest.mark.django_db
+def test_the_connection_page_the_alert_links_to_says_what_is_wrong(admin_client):
+    lost = connection_for("Lost")
+    lose_key(lost.pk)
+    page = reverse("admin:lookout_xero_xeroconnection_change", args=[lost.pk])
+
+    response = admin_client.get(page, follow=True)
+    assert response.redirect_chain == [
+        (reverse("admin:lookout_xero_xeroconnection_changelist"), 302)
+    ]
+    text = response.content.decode()
+    assert "cannot be decrypted with any key in FERNET_KEYS" in text
+    assert "FERNET_KEYS cannot open" in text  # the row's reason, beside its name
+    assert WEBHOOK_KEY not in text and CLIENT_SECRET not in text
