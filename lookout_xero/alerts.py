@@ -6,7 +6,8 @@ allows one open episode per connection and kind, and each e-mail is claimed by a
 UPDATE before it is sent, so several workers checking at once still send it once.
 
 Messages are built from the connection's state words and Xero's own error text, which the client
-keeps free of tokens and secrets; credentials are not even loaded here.
+keeps free of tokens and secrets; credentials are not even loaded for them. (`keys.record_lost_keys`
+tries the stored bytes with FERNET_KEYS and keeps only whether a key opens them.)
 """
 
 from __future__ import annotations
