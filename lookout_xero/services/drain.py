@@ -285,14 +285,7 @@ def _look_up_existing(
         _handle_request_error(connection, [i.entry for i in to_send], exc)
         return []  # a permanent error: every entry was recorded as failed
     if found.refused:
-        # Xero could not look these funders' values up: they fail (never created unlooked-for),
-        # and the rest of the batch goes on.
-        refused = [item for item in to_look_up if _refused_for(item, found.refused)]
-        for item in refused:
-            message = wording.could_not_look_up(_refused_for(item, found.refused))
-            _settle(item, Outcome.FAILED, http_status=400, message=message)
-        _finish_items(connection, refused)
-        gone = {id(item) for item in refused}
+        gone = _fail_refused(connection, to_look_up, found.refused)
         to_send = [item for item in to_send if id(item) not in gone]
         to_look_up = [item for item in to_look_up if id(item) not in gone]
     # Remembered: a drain that stops before its POST (pacing) does not look again.
@@ -325,6 +318,17 @@ def _look_up_existing(
                     continue
         kept.append(item)
     return kept
+
+
+def _fail_refused(connection, to_look_up: list[_Item], refused: dict) -> set[int]:
+    """Xero could not look these funders' values up (a 400): they fail, never created unlooked-
+    for, and the rest of the batch goes on. Returns the ids of the items that failed."""
+    failed = [item for item in to_look_up if _refused_for(item, refused)]
+    for item in failed:
+        message = wording.could_not_look_up(_refused_for(item, refused))
+        _settle(item, Outcome.FAILED, http_status=400, message=message)
+    _finish_items(connection, failed)
+    return {id(item) for item in failed}
 
 
 def _refused_for(item: _Item, refused: dict) -> XeroError | None:
