@@ -2,8 +2,8 @@
 
 The endpoint (`lookout_xero.webhook_views`) checks the signature and calls `receive`, which
 stores the events in autocommit and publishes `lookout_xero.process_webhooks`. Processing
-reads the changed contacts that Lookout has linked, one paged `GET /Contacts?IDs=…` per 50,
-and applies `bookkeeper`'s rules.
+reads the changed contacts that Lookout has linked, in paged `GET /Contacts?IDs=…` reads cut by
+Xero's URL length, and applies `bookkeeper`'s rules.
 
 It holds the organisation's lease, the same one the drain holds: one caller per organisation
 at a time, whatever it does, so Xero's per-organisation limits (5 concurrent, 60 a minute)
@@ -40,7 +40,7 @@ from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, backoff, react_to
 
 logger = logging.getLogger(__name__)
 
-# Events read per pass: their contacts are read 50 to a request.
+# Events read per pass: their contacts are read as many to a request as Xero's URL allows.
 EVENTS_PER_PASS = 500
 CONTACT_CATEGORY = "CONTACT"
 
