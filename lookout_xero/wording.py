@@ -14,6 +14,9 @@ CONNECTION_ERROR_REASONS = {
     "connection), or generate a new secret in the customer's Xero developer portal, then save.",
     "invalid_scope": "Xero refused the scope for this custom connection. Connections created "
     "since April 2026 need the Scope left empty.",
+    "missing_scope": "Xero accepted the token but not for contacts: the custom connection lacks "
+    "the accounting.contacts scope. Add it in the customer's Xero developer portal (they "
+    "authorise the connection again), then save.",
     "forbidden": "Xero refused access: the custom connection may have been revoked or the "
     "organisation disconnected.",
     "unauthorized": "Xero refused the credentials. Check them with Test connection, then save.",
@@ -49,6 +52,10 @@ CHECK_NO_ORGANISATION = (
 CHECK_CONNECTED = "Connected to the Xero organisation “{name}”."
 
 NO_REASON_GIVEN = "Xero refused this contact without saying why."
+NO_CONTACT_ID = (
+    "Xero answered OK for this contact but gave no ContactID, so it could not be linked; "
+    "its next push looks it up in Xero first."
+)
 PAUSED_HEALTH_REASON = "Xero's daily call limit is used up; it resumes then."
 
 
@@ -58,6 +65,13 @@ def paused_for_day_limit(until: datetime) -> str:
 
 def gave_up(attempts: int, error: object) -> str:
     return f"Gave up after {attempts} attempts: {error}"
+
+
+def could_not_look_up(error: object) -> str:
+    return (
+        "Xero could not look this funder up before creating it, so nothing was sent; the rest "
+        f"of its batch went on. Xero said: {error}"
+    )
 
 
 def could_not_read_contacts(error: object) -> str:
