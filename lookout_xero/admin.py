@@ -17,8 +17,11 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils import formats, timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, capfirst
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from . import audit, conf, link_admin, services, status, views
 from .forms import XeroConnectionForm
@@ -38,6 +41,8 @@ CREDENTIALS_HEADING = "Xero custom connection"
 ENCRYPTED_FIELDS = ("client_id", "client_secret", "access_token", "webhook_key")
 # The same, on a row's connection: lists that show none of them neither load nor decrypt them.
 CONNECTION_CREDENTIALS = tuple(f"connection__{name}" for name in ENCRYPTED_FIELDS)
+# What the connection form posts that an error report must show as stars.
+SECRET_POST_FIELDS = ("client_secret", "webhook_key")
 RUN_BADGES = {
     SyncRun.Status.PENDING: "syncing",
     SyncRun.Status.RUNNING: "syncing",
@@ -263,6 +268,12 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         # A connection cannot exist without credentials.
         return super().has_add_permission(request) and views.can_manage_credentials(request.user)
 
+    @method_decorator(sensitive_post_parameters(*SECRET_POST_FIELDS))
+    @method_decorator(sensitive_variables())
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """The add and change pages: an error report shows none of the secrets they handle."""
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def get_fieldsets(self, request, obj=None):
         if not views.can_manage_credentials(request.user):
             return [
@@ -275,18 +286,41 @@ class XeroConnectionAdmin(admin.ModelAdmin):
                     },
                 )
             ]
+        secret, key = "client_secret", "webhook_key"
+        if self._read_only(request, obj):
+            secret, key = "client_secret_set", "webhook_key_set"
         return [
             (None, {"fields": ["organisation"]}),
-            (
-                CREDENTIALS_HEADING,
-                {"fields": ["client_id", "client_secret", "scope", "webhook_key"]},
-            ),
+            (CREDENTIALS_HEADING, {"fields": ["client_id", secret, "scope", key]}),
             ("Sync", {"fields": ["enabled"]}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
         # Moving a connection to another organisation would sync the wrong funders.
+        if self._read_only(request, obj):
+            # Django shows a read-only field's value, here the decrypted secret: show these.
+            return ["organisation", "client_secret_set", "webhook_key_set"]
         return ["organisation"] if obj else []
+
+    def _read_only(self, request, obj) -> bool:
+        return obj is not None and not self.has_change_permission(request, obj)
+
+    @admin.display(description="Client Secret")
+    def client_secret_set(self, obj) -> str:
+        if obj.client_secret_set_at:
+            when = timezone.localtime(obj.client_secret_set_at)
+            return f"set on {formats.date_format(when, 'j M Y, H:i T')}"
+        return "set" if obj.client_secret else "not set"
+
+    @admin.display(description="Webhook key")
+    def webhook_key_set(self, obj) -> str:
+        return "set" if obj.webhook_key else "not set"
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting a connection drops its credentials: the credentials' permission is needed too.
+        return super().has_delete_permission(request, obj) and views.can_manage_credentials(
+            request.user
+        )
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         manager = views.can_manage_credentials(request.user)
@@ -879,7 +913,7 @@ class XeroLinkInline(LinkColumns, admin.TabularInline):
 
 @admin.action(description="Push to Xero now")
 def push_to_xero(modeladmin, request, queryset):
-    views.push_funders(request, queryset)
+    views.push_funders(request, queryset, admin_site=modeladmin.admin_site)
 
 
 class XeroFunderAdminMixin:
