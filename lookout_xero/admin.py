@@ -171,6 +171,21 @@ class OrganisationColumn:
         return obj.connection.organisation
 
 
+class OrganisationFilter(admin.RelatedFieldListFilter):
+    """Offers the organisations the host's organisation admin shows this person, not all."""
+
+    def field_choices(self, field, request, model_admin):
+        visible = views.visible(request, model_admin.admin_site, field.related_model)
+        return field.get_choices(
+            include_blank=False,
+            ordering=self.field_admin_ordering(field, request, model_admin),
+            limit_choices_to={"pk__in": visible.values("pk")},
+        )
+
+
+BY_ORGANISATION = ("connection__organisation", OrganisationFilter)
+
+
 # --- connections ----------------------------------------------------------------------------
 
 
@@ -539,7 +554,7 @@ class SyncRunAdmin(OrganisationColumn, ReadOnlyAdmin):
         "created_at",
         "log_rows",
     ]
-    list_filter = [RunKindFilter, "status", "trigger", "connection__organisation"]
+    list_filter = [RunKindFilter, "status", "trigger", BY_ORGANISATION]
     list_select_related = ["connection__organisation"]
     date_hierarchy = "created_at"
     fields = [
@@ -615,8 +630,11 @@ class RunFilter(admin.SimpleListFilter):
     recent = 10
 
     def lookups(self, request, model_admin):
-        all_runs = SyncRun.objects.select_related("connection__organisation").defer(
-            *CONNECTION_CREDENTIALS
+        # The runs the run admin shows this person (a host may limit it to some organisations).
+        all_runs = (
+            views.visible(request, model_admin.admin_site, SyncRun)
+            .select_related("connection__organisation")
+            .defer(*CONNECTION_CREDENTIALS)
         )
         runs = list(all_runs[: self.recent])
         chosen = self.value()
@@ -643,7 +661,7 @@ class SyncLogAdmin(OrganisationColumn, ReadOnlyAdmin):
         "http_status",
         "short_message",
     ]
-    list_filter = ["connection__organisation", "outcome", RunFilter]
+    list_filter = [BY_ORGANISATION, "outcome", RunFilter]
     list_select_related = ["connection__organisation"]
     search_fields = ["funder_name", "funder_email", "xero_contact_id"]
     date_hierarchy = "created_at"
@@ -729,7 +747,7 @@ class XeroAlertAdmin(OrganisationColumn, ReadOnlyAdmin):
         "resolved_at",
         "resolved_notified_at",
     ]
-    list_filter = [AlertStateFilter, "kind", "connection__organisation"]
+    list_filter = [AlertStateFilter, "kind", BY_ORGANISATION]
     list_select_related = ["connection__organisation"]
     date_hierarchy = "opened_at"
     fields = readonly_fields = [
@@ -810,7 +828,7 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
         "drift_summary",
         "short_error",
     ]
-    list_filter = ["state", DriftFilter, "matched_by", "connection__organisation"]
+    list_filter = ["state", DriftFilter, "matched_by", BY_ORGANISATION]
     actions = ["push_profile_now", "restore_in_xero", "stop_syncing"]
     list_select_related = ["funder", "connection__organisation"]
     search_fields = ["xero_contact_id"]

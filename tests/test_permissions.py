@@ -521,3 +521,109 @@ def test_the_matrix_covers_every_page_button_and_action(world, admin_user, rf):
             ):
                 missing.append(f"action {name} on {model.__name__}")
     assert missing == []
+
+
+# --- a host that limits staff to some organisations ------------------------------------------
+
+
+def limited_url(name, *args, query=""):
+    return reverse(f"limited:{name}", args=args) + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+def two_organisations(organisation, users):
+    """Harbour Trust (this staff member's) and Other Trust (not theirs), each with a conflict."""
+    from project.funders.models import Organisation
+    from tests.restricted_admin import ALLOWED
+
+    assert organisation.name == ALLOWED
+    other = Organisation.objects.create(name="Other Trust")
+    made = {}
+    for org in (organisation, other):
+        connection = make_connection(org, enabled=True)
+        funder = make_funder(org, f"Member of {org.name}")
+        link = XeroContactLink.objects.create(
+            connection=connection,
+            funder=funder,
+            state="conflict",
+            conflict_candidates=[{"contact_id": "x-1", "name": "A", "email": "", "status": ""}],
+        )
+        made[org.name] = (org, connection, funder, link)
+    OutboxEntry.objects.all().delete()
+    return made["Harbour Trust"], made["Other Trust"]
+
+
+@pytest.mark.urls("tests.restricted_admin")
+def test_a_host_that_limits_staff_to_some_organisations_stays_limited(
+    two_organisations, users, client
+):
+    (mine, my_connection, my_funder, my_link), (other, connection, funder, link) = two_organisations
+    client.force_login(users[frozenset({"view", "change", "delete", "manage"})])
+
+    # The conflicts queue lists this staff member's organisation only, whatever is asked for.
+    for query in ("", f"connection={connection.pk}"):
+        page = client.get(limited_url("lookout_xero_xerocontactlink_conflicts", query=query))
+        assert page.status_code == 200
+        assert str(funder) not in page.content.decode()
+    assert (
+        str(my_funder)
+        in client.get(limited_url("lookout_xero_xerocontactlink_conflicts")).content.decode()
+    )
+
+    # Resolving the other organisation's conflict, or pushing its funder, finds nothing.
+    resolve = client.post(
+        limited_url("lookout_xero_xerocontactlink_resolve", link.pk), {"decision": "ignore"}
+    )
+    push = client.post(limited_url("lookout_xero_xerocontactlink_push", funder.pk))
+    assert (resolve.status_code, push.status_code) == (404, 404)
+    link.refresh_from_db()
+    assert link.state == "conflict" and not OutboxEntry.objects.exists()
+    action = client.post(
+        limited_url("funders_funder_changelist"),
+        {"action": "push_to_xero", "_selected_action": [funder.pk]},
+    )
+    assert action.status_code in (200, 302) and not OutboxEntry.objects.exists()
+
+    # The credentials link's picker offers only this staff member's organisation.
+    picker = client.get(limited_url("lookout_xero_xeroconnection_credentials_link_new"))
+    choices = [str(choice) for choice in picker.context["form"].fields["organisation"].queryset]
+    assert choices == [str(mine)]
+    refused = client.post(
+        limited_url("lookout_xero_xeroconnection_credentials_link_new"),
+        {"organisation": other.pk},
+    )
+    assert refused.status_code == 200 and refused.context["form"].errors
+    assert not XeroCredentialsLink.objects.filter(organisation=other).exists()
+
+    # The other connection's own pages and buttons find nothing either.
+    for name in ("status", "sync_now", "credentials_link", "cancel_run", "retry_failed"):
+        method = client.get if name == "status" else client.post
+        assert (
+            method(limited_url(f"lookout_xero_xeroconnection_{name}", connection.pk)).status_code
+            == 404
+        )
+    assert not XeroCredentialsLink.objects.exists()
+
+    # The lists' filters (organisation, run) offer only this staff member's organisation.
+    for name in ("synclog", "syncrun", "xerocontactlink", "xeroalert"):
+        page = client.get(limited_url(f"lookout_xero_{name}_changelist"))
+        assert page.status_code == 200
+        assert str(other) not in page.content.decode(), name
+        if name in ("syncrun", "xerocontactlink"):  # their rows are still listed
+            assert str(mine) in page.content.decode(), name
+
+    # What is theirs still works: the limit is not a wall.
+    client.post(
+        limited_url("lookout_xero_xerocontactlink_resolve", my_link.pk), {"decision": "ignore"}
+    )
+    client.post(limited_url("lookout_xero_xerocontactlink_push", my_funder.pk))
+    my_link.refresh_from_db()
+    assert my_link.state != "conflict"
+    assert OutboxEntry.objects.filter(connection=my_connection).exists()
+    assert not OutboxEntry.objects.filter(connection=connection).exists()
+    made = client.post(
+        limited_url("lookout_xero_xeroconnection_credentials_link_new"), {"organisation": mine.pk}
+    )
+    assert (
+        made.status_code == 302 and XeroCredentialsLink.objects.filter(organisation=mine).exists()
+    )
