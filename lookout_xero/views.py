@@ -49,10 +49,9 @@ def visible(request, admin_site, model):
     A host that limits staff to some organisations does it in `get_queryset`; pages that act
     on another model's rows go through this, so the limit holds there too.
     """
-    model_admin = admin_site._registry.get(model)
-    if model_admin is None:
+    if not admin_site.is_registered(model):
         return model._default_manager.all()
-    return model_admin.get_queryset(request)
+    return admin_site.get_model_admin(model).get_queryset(request)
 
 
 def xero_contact_url(contact_id: str) -> str:

@@ -502,7 +502,7 @@ def test_the_matrix_covers_every_page_button_and_action(world, admin_user, rf):
     request.user = admin_user
     missing = []
     for model in (XeroConnection, XeroContactLink, SyncRun, SyncLog, XeroAlert, Funder):
-        model_admin = admin.site._registry[model]
+        model_admin = admin.site.get_model_admin(model)
         for pattern in model_admin.get_urls():
             name = getattr(pattern, "name", None)
             # Django's own pages are in the matrix for the connection; the read-only sync rows
