@@ -10,6 +10,7 @@ from functools import update_wrapper
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
@@ -24,6 +25,7 @@ from django.utils.text import Truncator, capfirst
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from . import audit, conf, link_admin, services, status, views
+from .fields import UndecryptableError
 from .forms import XeroConnectionForm
 from .models import (
     OutboxEntry,
@@ -33,6 +35,7 @@ from .models import (
     XeroConnection,
     XeroContactLink,
 )
+from .services.common import record_undecryptable
 
 ADMIN_CSS = {"all": ["lookout_xero/admin.css"]}
 ADMIN_JS = ["lookout_xero/admin.js"]
@@ -248,6 +251,16 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             lx_failed=_count_per_connection(XeroContactLink, state=XeroContactLink.State.FAILED),
             lx_running=Exists(active_run),
         )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The page the alert e-mail links to: with a key FERNET_KEYS lacks, its form cannot be
+        # built, so say what is wrong on the list, where the connection shows as Error.
+        try:
+            return super().change_view(request, object_id, form_url, extra_context)
+        except UndecryptableError as exc:
+            record_undecryptable(unquote(object_id), exc)
+            self.message_user(request, str(exc), messages.ERROR)
+            return redirect(f"{self.admin_site.name}:lookout_xero_xeroconnection_changelist")
 
     def get_urls(self):
         return [

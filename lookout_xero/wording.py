@@ -17,9 +17,18 @@ CONNECTION_ERROR_REASONS = {
     "forbidden": "Xero refused access: the custom connection may have been revoked or the "
     "organisation disconnected.",
     "unauthorized": "Xero refused the credentials. Check them with Test connection, then save.",
-    "undecryptable": "The stored credentials cannot be decrypted with FERNET_KEYS: the key that "
-    "encrypted them was removed. Put it back (after the current key) and run xero_rotate_keys.",
+    "undecryptable": "FERNET_KEYS cannot open the stored credentials: the key that encrypted "
+    "them was removed or changed. Put it back (after the current key) and run xero_rotate_keys.",
 }
+
+
+def keys_cannot_open(labels: list[str]) -> str:
+    """Why a connection is in error when no key in FERNET_KEYS opens some of its stored values."""
+    return (
+        f"FERNET_KEYS cannot open the stored {', '.join(labels)}: the key that encrypted them "
+        "was removed or changed. Put it back (after the current key) and run xero_rotate_keys."
+    )
+
 
 # Test connection (and any other check of typed credentials).
 CHECK_SCOPE_REFUSED = (
