@@ -393,14 +393,6 @@ def classify_response(response: requests.Response) -> XeroError | None:
     return XeroError(f"Xero answered HTTP {status}", **context)
 
 
-def _raise_for_token_response(response: requests.Response) -> requests.Response:
-    """requests-oauthlib hook: classify a failed token answer before oauthlib parses it."""
-    error = classify_response(response)
-    if error:
-        raise error
-    return response
-
-
 def _refuse_redirect(response: requests.Response, who: str) -> None:
     """Lookout never follows a redirect: it would carry the secret or token elsewhere."""
     if 300 <= response.status_code < 400:
