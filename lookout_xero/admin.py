@@ -18,8 +18,11 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils import formats, timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, capfirst
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from . import audit, conf, link_admin, services, status, views
 from .fields import UndecryptableError
@@ -41,6 +44,8 @@ CREDENTIALS_HEADING = "Xero custom connection"
 ENCRYPTED_FIELDS = ("client_id", "client_secret", "access_token", "webhook_key")
 # The same, on a row's connection: lists that show none of them neither load nor decrypt them.
 CONNECTION_CREDENTIALS = tuple(f"connection__{name}" for name in ENCRYPTED_FIELDS)
+# What the connection form posts that an error report must show as stars.
+SECRET_POST_FIELDS = ("client_secret", "webhook_key")
 RUN_BADGES = {
     SyncRun.Status.PENDING: "syncing",
     SyncRun.Status.RUNNING: "syncing",
@@ -169,6 +174,21 @@ class OrganisationColumn:
         return obj.connection.organisation
 
 
+class OrganisationFilter(admin.RelatedFieldListFilter):
+    """Offers the organisations the host's organisation admin shows this person, not all."""
+
+    def field_choices(self, field, request, model_admin):
+        visible = views.visible(request, model_admin.admin_site, field.related_model)
+        return field.get_choices(
+            include_blank=False,
+            ordering=self.field_admin_ordering(field, request, model_admin),
+            limit_choices_to={"pk__in": visible.values("pk")},
+        )
+
+
+BY_ORGANISATION = ("connection__organisation", OrganisationFilter)
+
+
 # --- connections ----------------------------------------------------------------------------
 
 
@@ -276,6 +296,12 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         # A connection cannot exist without credentials.
         return super().has_add_permission(request) and views.can_manage_credentials(request.user)
 
+    @method_decorator(sensitive_post_parameters(*SECRET_POST_FIELDS))
+    @method_decorator(sensitive_variables())
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """The add and change pages: an error report shows none of the secrets they handle."""
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def get_fieldsets(self, request, obj=None):
         if not views.can_manage_credentials(request.user):
             return [
@@ -288,18 +314,41 @@ class XeroConnectionAdmin(admin.ModelAdmin):
                     },
                 )
             ]
+        secret, key = "client_secret", "webhook_key"
+        if self._read_only(request, obj):
+            secret, key = "client_secret_set", "webhook_key_set"
         return [
             (None, {"fields": ["organisation"]}),
-            (
-                CREDENTIALS_HEADING,
-                {"fields": ["client_id", "client_secret", "scope", "webhook_key"]},
-            ),
+            (CREDENTIALS_HEADING, {"fields": ["client_id", secret, "scope", key]}),
             ("Sync", {"fields": ["enabled"]}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
         # Moving a connection to another organisation would sync the wrong funders.
+        if self._read_only(request, obj):
+            # Django shows a read-only field's value, here the decrypted secret: show these.
+            return ["organisation", "client_secret_set", "webhook_key_set"]
         return ["organisation"] if obj else []
+
+    def _read_only(self, request, obj) -> bool:
+        return obj is not None and not self.has_change_permission(request, obj)
+
+    @admin.display(description="Client Secret")
+    def client_secret_set(self, obj) -> str:
+        if obj.client_secret_set_at:
+            when = timezone.localtime(obj.client_secret_set_at)
+            return f"set on {formats.date_format(when, 'j M Y, H:i T')}"
+        return "set" if obj.client_secret else "not set"
+
+    @admin.display(description="Webhook key")
+    def webhook_key_set(self, obj) -> str:
+        return "set" if obj.webhook_key else "not set"
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting a connection drops its credentials: the credentials' permission is needed too.
+        return super().has_delete_permission(request, obj) and views.can_manage_credentials(
+            request.user
+        )
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         manager = views.can_manage_credentials(request.user)
@@ -518,7 +567,7 @@ class SyncRunAdmin(OrganisationColumn, ReadOnlyAdmin):
         "created_at",
         "log_rows",
     ]
-    list_filter = [RunKindFilter, "status", "trigger", "connection__organisation"]
+    list_filter = [RunKindFilter, "status", "trigger", BY_ORGANISATION]
     list_select_related = ["connection__organisation"]
     date_hierarchy = "created_at"
     fields = [
@@ -594,8 +643,11 @@ class RunFilter(admin.SimpleListFilter):
     recent = 10
 
     def lookups(self, request, model_admin):
-        all_runs = SyncRun.objects.select_related("connection__organisation").defer(
-            *CONNECTION_CREDENTIALS
+        # The runs the run admin shows this person (a host may limit it to some organisations).
+        all_runs = (
+            views.visible(request, model_admin.admin_site, SyncRun)
+            .select_related("connection__organisation")
+            .defer(*CONNECTION_CREDENTIALS)
         )
         runs = list(all_runs[: self.recent])
         chosen = self.value()
@@ -622,7 +674,7 @@ class SyncLogAdmin(OrganisationColumn, ReadOnlyAdmin):
         "http_status",
         "short_message",
     ]
-    list_filter = ["connection__organisation", "outcome", RunFilter]
+    list_filter = [BY_ORGANISATION, "outcome", RunFilter]
     list_select_related = ["connection__organisation"]
     search_fields = ["funder_name", "funder_email", "xero_contact_id"]
     date_hierarchy = "created_at"
@@ -708,7 +760,7 @@ class XeroAlertAdmin(OrganisationColumn, ReadOnlyAdmin):
         "resolved_at",
         "resolved_notified_at",
     ]
-    list_filter = [AlertStateFilter, "kind", "connection__organisation"]
+    list_filter = [AlertStateFilter, "kind", BY_ORGANISATION]
     list_select_related = ["connection__organisation"]
     date_hierarchy = "opened_at"
     fields = readonly_fields = [
@@ -789,7 +841,7 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
         "drift_summary",
         "short_error",
     ]
-    list_filter = ["state", DriftFilter, "matched_by", "connection__organisation"]
+    list_filter = ["state", DriftFilter, "matched_by", BY_ORGANISATION]
     actions = ["push_profile_now", "restore_in_xero", "stop_syncing"]
     list_select_related = ["funder", "connection__organisation"]
     search_fields = ["xero_contact_id"]
@@ -892,7 +944,7 @@ class XeroLinkInline(LinkColumns, admin.TabularInline):
 
 @admin.action(description="Push to Xero now")
 def push_to_xero(modeladmin, request, queryset):
-    views.push_funders(request, queryset)
+    views.push_funders(request, queryset, admin_site=modeladmin.admin_site)
 
 
 class XeroFunderAdminMixin:

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import requests
-from oauthlib.oauth2 import BackendApplicationClient
-from requests_oauthlib import OAuth2Session
+from django.views.decorators.debug import sensitive_variables
 
 from . import __version__, conf
 from .exceptions import (
@@ -35,18 +33,6 @@ from .exceptions import (
 
 logger = logging.getLogger(__name__)
 
-
-class _RedactArguments(logging.Filter):
-    """requests-oauthlib logs token request bodies, headers and tokens at DEBUG: blank them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.msg = str(record.msg).split("%", 1)[0] + "[details redacted by lookout_xero]"
-            record.args = None
-        return True
-
-
-logging.getLogger("requests_oauthlib.oauth2_session").addFilter(_RedactArguments())
 
 USER_AGENT = f"lookout-xero/{__version__}"
 CONTACTS_PATH = "/api.xro/2.0/Contacts"
@@ -181,38 +167,50 @@ class XeroClient:
 
     # --- token -----------------------------------------------------------------------------
 
+    @sensitive_variables()
     def fetch_token(self) -> Token:
-        """Ask Xero for a new access token (client-credentials grant)."""
-        scope = self.credentials.scope.split() or None
-        oauth = OAuth2Session(
-            client=BackendApplicationClient(client_id=self.credentials.client_id, scope=scope)
-        )
-        oauth.headers["User-Agent"] = USER_AGENT
-        oauth.register_compliance_hook("access_token_response", _raise_for_token_response)
-        if self.token_url.startswith("http://"):
-            # conf only lets plain http through for loopback (the fake Xero); oauthlib refuses
-            # it unless told, and reads this at call time.
-            os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+        """Ask Xero for a new access token (client-credentials grant).
+
+        Posted with requests directly, never following a redirect: a 307 would post the
+        Client Secret again to wherever it points. Plain http is refused here unless the
+        token URL is on loopback (the fake Xero), for this request only; nothing is set
+        for the whole process. Marked sensitive: an error report shows none of its locals,
+        nor those of requests' frames below it, which hold the form with the secret.
+        """
+        _refuse_insecure(self.token_url)
+        form = {"grant_type": "client_credentials"}
+        if self.credentials.scope.split():
+            form["scope"] = " ".join(self.credentials.scope.split())
+        # In the body, as requests-oauthlib's include_client_id=True sent them.
+        form["client_id"] = self.credentials.client_id
+        form["client_secret"] = self.credentials.client_secret
         try:
-            raw = oauth.fetch_token(
-                token_url=self.token_url,
-                client_id=self.credentials.client_id,
-                client_secret=self.credentials.client_secret,
-                include_client_id=True,
+            response = self.session.post(
+                self.token_url,
+                data=form,
+                headers={"Accept": "application/json"},
                 timeout=self.timeout,
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
-            if isinstance(exc, XeroError):
-                raise
             raise _transport_error(exc, "asking Xero for a token") from None
-        except XeroError:
-            raise
-        except Exception as exc:  # oauthlib's parse errors: malformed answer from the token URL
+        _refuse_redirect(response, "Xero's token URL")
+        error = classify_response(response)
+        if error:
+            raise error
+        raw = _json_or_none(response)
+        if isinstance(raw, dict) and raw.get("error"):
+            raise _oauth_error(str(raw["error"]), {"status_code": response.status_code})
+        if not isinstance(raw, dict) or not isinstance(raw.get("access_token"), str):
             raise XeroServerError(
-                f"Xero's token endpoint gave an answer that is not a token ({type(exc).__name__})"
-            ) from None
-        expires_in = int(raw.get("expires_in") or 1800)
-        granted = raw.get("scope") or ""  # oauthlib turns it into a list
+                "Xero's token endpoint gave an answer that is not a token",
+                status_code=response.status_code,
+            )
+        try:
+            expires_in = int(raw.get("expires_in") or 1800)
+        except (TypeError, ValueError):
+            expires_in = 1800
+        granted = raw.get("scope") or ""
         self.token = Token(
             raw["access_token"],
             datetime.now(UTC) + timedelta(seconds=expires_in),
@@ -388,10 +386,16 @@ class XeroClient:
             headers["Authorization"] = self._bearer()
             try:
                 response = self.session.request(
-                    method, self.api_url + path, headers=headers, timeout=self.timeout, **kwargs
+                    method,
+                    self.api_url + path,
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    **kwargs,
                 )
             except requests.RequestException as exc:
                 raise _transport_error(exc, f"calling Xero ({method} {path})") from None
+            _refuse_redirect(response, f"Xero ({method} {path})")
             if path != CONNECTIONS_PATH:
                 self._remember_limits(response)
             if response.status_code == 401 and attempt == 1 and not _lacks_scope(response):
@@ -501,12 +505,27 @@ def classify_response(response: requests.Response) -> XeroError | None:
     return XeroError(f"Xero answered HTTP {status}", **context)
 
 
-def _raise_for_token_response(response: requests.Response) -> requests.Response:
-    """requests-oauthlib hook: classify a failed token answer before oauthlib parses it."""
-    error = classify_response(response)
-    if error:
-        raise error
-    return response
+def _refuse_redirect(response: requests.Response, who: str) -> None:
+    """Lookout never follows a redirect: it would carry the secret or token elsewhere."""
+    if 300 <= response.status_code < 400:
+        raise XeroError(
+            f"{who} answered with a redirect (HTTP {response.status_code}); lookout_xero follows "
+            "no redirects, so nothing was sent on. Check TOKEN_URL and API_URL",
+            status_code=response.status_code,
+            correlation_id=_correlation_id(response),
+        )
+
+
+def _refuse_insecure(url: str) -> None:
+    """Credentials go over https, or plain http to this machine (the fake Xero) only."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (
+        parts.scheme == "http" and parts.hostname in conf.LOOPBACK_HOSTS
+    ):
+        return
+    raise XeroError(
+        "The token URL must be https:// (plain http:// only on loopback); no credentials were sent"
+    )
 
 
 def _oauth_error(code: str, context: dict) -> XeroError:

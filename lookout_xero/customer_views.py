@@ -97,7 +97,7 @@ def _locked(request):
 
 @private_page
 @require_http_methods(["GET", "POST"])
-@sensitive_variables("form")
+@sensitive_variables()  # every local: the form, the result, the link
 def credentials_page(request, token):
     link = credentials.find_link(token)
     if link is None:

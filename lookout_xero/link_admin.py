@@ -44,9 +44,17 @@ def create_for_connection(request, model_admin, object_id):
 class OrganisationForm(forms.Form):
     organisation = forms.ModelChoiceField(queryset=None)
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, organisations, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["organisation"].queryset = conf.organisation_model().objects.all()
+        self.fields["organisation"].queryset = organisations
+
+
+def organisations_for(request, model_admin):
+    """Organisations this person may make a link for: those the host's organisation admin
+    shows them, less any whose connection the connection admin hides from them."""
+    organisations = views.visible(request, model_admin.admin_site, conf.organisation_model())
+    hidden = XeroConnection.objects.exclude(pk__in=model_admin.get_queryset(request).values("pk"))
+    return organisations.exclude(pk__in=hidden.values("organisation_id"))
 
 
 @require_http_methods(["GET", "POST"])
@@ -54,7 +62,9 @@ def create_for_organisation(request, model_admin):
     """Pick an organisation (with or without a connection) and make its link."""
     if not views.can_manage_credentials(request.user):
         raise PermissionDenied
-    form = OrganisationForm(request.POST or None)
+    form = OrganisationForm(
+        request.POST or None, organisations=organisations_for(request, model_admin)
+    )
     if request.method == "POST" and form.is_valid():
         organisation = form.cleaned_data["organisation"]
         make_link(request, organisation)

@@ -89,9 +89,7 @@ def test_the_wheel_requires_only_what_the_app_imports(wheel, wheel_files):
         "cryptography",
         "django",
         "django-fernet-fields-v2",
-        "oauthlib",
         "requests",
-        "requests-oauthlib",
         "urllib3",  # the one not imported: a floor past advisories for requests' transport
     ]
     demo = [
