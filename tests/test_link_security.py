@@ -8,6 +8,7 @@ there, against the fake Xero over real HTTP.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 
@@ -22,6 +23,7 @@ from lookout_xero.models import (
     OutboxEntry,
     XeroConnection,
     XeroContactLink,
+    XeroCredentialsLink,
     XeroPendingCredentials,
     XeroWebhookEvent,
 )
@@ -311,3 +313,113 @@ def test_a_connection_disabled_during_the_check_stays_disabled(organisation, xer
     connection.refresh_from_db()
     assert connection.client_secret == "rotated-secret-2222"
     assert connection.enabled is False
+
+
+# --- 4. the customer's page ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_submissions_cannot_exceed_link_max_tries(organisation, xero, org, settings):
+    settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "LINK_MAX_TRIES": 3}
+    link, _ = credentials.create_link(organisation)
+    xero.delay_next(0.5, times=10, path_contains="/connect/token")  # so that they overlap
+    results = []
+    start = threading.Barrier(8)
+
+    def guess(n: int) -> None:
+        try:
+            start.wait()
+            results.append(
+                credentials.submit(link, client_id=CLIENT_ID, client_secret=f"guess-{n:04}")
+            )
+        finally:
+            db_connection.close()
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 8
+    assert xero.count("token") == 3  # only as many guesses as the link allows reached Xero
+    assert sum(result.locked for result in results) == 5
+    assert XeroCredentialsLink.objects.get().tries == 3
+
+
+def test_the_check_from_the_web_gives_up_soon(client, organisation, xero, org, settings):
+    settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "CHECK_TIMEOUT": 0.5}
+    xero.delay_next(3, path_contains="/connect/token")
+    response = submit(client, link_path(organisation))
+    assert response.status_code == 400
+    assert "Could not reach Xero" in response.content.decode()
+    assert not XeroConnection.objects.exists()
+
+
+def test_the_token_leaves_the_url_after_the_first_visit(client, organisation, xero, org, caplog):
+    path = link_path(organisation)
+    token = path.rstrip("/").rsplit("/", 1)[1]
+    opened = client.get(path)
+    assert opened.status_code == 302
+    page_url = opened["Location"]
+    assert token not in page_url and page_url.startswith("/xero/credentials/page/")
+    form = client.get(page_url)
+    assert form.status_code == 200 and token not in form.content.decode()
+    assert 'method="post"' in form.content.decode() and "action=" not in form.content.decode()
+
+    # Without the session that opened the link, the token-free address opens nothing; a 4xx
+    # on it logs no token.
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        assert HttpsClient().get(page_url).status_code == 404
+    assert token not in caplog.text
+
+    # The same link on another device still works while it is unspent.
+    phone = HttpsClient()
+    phone_page = phone.get(path, follow=True)
+    assert phone_page.status_code == 200 and "Connect Harbour Trust" in phone_page.content.decode()
+
+    accepted = client.post(page_url, {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert accepted.status_code == 200 and "data-lx-accepted" in accepted.content.decode()
+    assert client.get(page_url).status_code == 404  # spent
+    assert phone.get(phone_page.redirect_chain[-1][0]).status_code == 404
+    assert phone.get(path).status_code == 404
+
+
+def test_two_links_open_in_one_browser_stay_apart(client, organisation, xero, org):
+    from project.funders.models import Organisation
+
+    other = Organisation.objects.create(name="Other Society")
+    first = client.get(link_path(organisation))["Location"]
+    second = client.get(link_path(other))["Location"]
+    assert first != second
+    assert "Connect Harbour Trust" in client.get(first).content.decode()
+    assert "Connect Other Society" in client.get(second).content.decode()
+    client.post(first, {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert XeroConnection.objects.get().organisation == organisation
+
+
+def test_the_customer_pages_cannot_be_framed_and_run_no_script(
+    client, organisation, xero, org, settings
+):
+    settings.X_FRAME_OPTIONS = "SAMEORIGIN"  # the host allows framing elsewhere
+    path = link_path(organisation)
+    answers = {
+        "redirect": client.get(path),
+        "form": client.get(path, follow=True),
+        "refused": submit(client, path, secret="wrong-secret-0000"),
+        "not found": client.get(reverse("lookout_xero:credentials", args=["nonsense"])),
+        "accepted": submit(client, path),
+    }
+    for name, response in answers.items():
+        assert response["X-Frame-Options"] == "DENY", name
+        policy = response["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in policy, name
+        assert "default-src 'none'" in policy and "script-src" not in policy, name
+        assert "unsafe-inline" not in policy, name
+        body = response.content.decode()
+        assert "<script" not in body.lower(), name
+        nonce = re.search(r"'nonce-([^']+)'", policy).group(1)
+        if "<style" in body:
+            assert f'<style nonce="{nonce}">' in body, name
+    assert "style=" not in answers["form"].content.decode()
+    nonces = {answers[name]["Content-Security-Policy"] for name in ("form", "refused")}
+    assert len(nonces) == 2  # a new nonce for every answer

@@ -46,8 +46,15 @@ class CredentialCheck:
 
 
 def check_credentials(client_id: str, client_secret: str, scope: str) -> CredentialCheck:
-    """Ask Xero for a token and the organisation with these credentials. Changes nothing."""
-    client = XeroClient(Credentials(client_id.strip(), client_secret, scope.strip()), timeout=10)
+    """Ask Xero for a token and the organisation with these credentials. Changes nothing.
+
+    A web request waits for the answer, so each call gets CHECK_TIMEOUT seconds, not the
+    workers' HTTP_TIMEOUT.
+    """
+    client = XeroClient(
+        Credentials(client_id.strip(), client_secret, scope.strip()),
+        timeout=float(conf.get("CHECK_TIMEOUT")),
+    )
     try:
         tenants = client.get_tenants()
     except XeroScopeError:
