@@ -151,6 +151,7 @@ class Submission:
     # Accepted by Xero, but for another Xero organisation or Client ID than the connection
     # synced with: kept until the Lookout team confirms.
     waiting: bool = False
+    sync_on: bool = False  # applied to an enabled connection: syncing carries on with them
 
     @property
     def extra_scopes(self) -> list[str]:
@@ -258,7 +259,9 @@ def submit(
             granted_scopes=" ".join(result.scopes),
             xero_tenant_name=result.tenant_name[:255],
         )
-    return Submission(True, tenant_name=result.tenant_name, scopes=result.scopes)
+    return Submission(
+        True, tenant_name=result.tenant_name, scopes=result.scopes, sync_on=connection.enabled
+    )
 
 
 def _needs_a_person(connection: XeroConnection, client_id: str, result: CredentialCheck) -> bool:

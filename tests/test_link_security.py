@@ -174,7 +174,7 @@ def test_a_rotated_secret_applies_at_once_and_syncing_carries_on(
         response = submit(client, link_path(organisation), CLIENT_ID, "rotated-secret-1111")
     body = response.content.decode()
     assert response.status_code == 200 and "data-lx-waiting" not in body
-    assert "data-lx-accepted" in body
+    assert "data-lx-accepted" in body and "data-lx-sync-on" in body
     assert not XeroPendingCredentials.objects.exists()
     synced.refresh_from_db()
     assert synced.client_secret == "rotated-secret-1111" and synced.enabled
@@ -226,6 +226,32 @@ def test_the_confirm_buttons_need_the_permission_a_post_and_csrf(
     assert XeroPendingCredentials.objects.exists()
     synced.refresh_from_db()
     assert synced.client_id == CLIENT_ID
+
+
+def test_the_confirm_buttons_go_through_the_model_admins_queryset(
+    client, organisation, synced, stranger, django_user_model
+):
+    from django.contrib.admin import AdminSite
+    from django.http import Http404
+    from django.test import RequestFactory
+
+    from lookout_xero.admin import XeroConnectionAdmin
+    from lookout_xero.link_admin import discard_new_tenant, use_new_tenant
+
+    class OnlySomeOrganisations(XeroConnectionAdmin):
+        """A host that limits its staff to some organisations (here: none)."""
+
+        def get_queryset(self, request):
+            return super().get_queryset(request).none()
+
+    submit(client, link_path(organisation), STRANGER_ID, STRANGER_SECRET)
+    model_admin = OnlySomeOrganisations(XeroConnection, AdminSite(name="limited"))
+    for view in (use_new_tenant, discard_new_tenant):
+        request = RequestFactory().post("/", {"tenant": stranger.tenant_id})
+        request.user = django_user_model.objects.create_superuser(f"boss-{view.__name__}")
+        with pytest.raises(Http404):
+            view(request, model_admin, str(synced.pk))
+    assert XeroPendingCredentials.objects.exists()
 
 
 # --- 1. a worker never follows credentials to another organisation -----------------------------
