@@ -27,6 +27,7 @@ from functools import wraps
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponseForbidden, HttpResponsePermanentRedirect
 from django.shortcuts import redirect, render
 from django.utils.crypto import salted_hmac
@@ -132,6 +133,11 @@ def _handle(token: str) -> str:
 
 
 def _remember(request, token: str) -> str:
+    if not hasattr(request, "session"):
+        raise ImproperlyConfigured(
+            "The customer's credentials page keeps the link's token in the session: add "
+            "django.contrib.sessions.middleware.SessionMiddleware to MIDDLEWARE."
+        )
     handle = _handle(token)
     links = dict(request.session.get(SESSION_KEY) or {})
     links.pop(handle, None)
@@ -148,7 +154,7 @@ def _forget(request, handle: str) -> None:
 
 @private_page
 @require_http_methods(["GET", "POST"])
-@sensitive_variables("form")
+@sensitive_variables("form", "token")
 def credentials_page(request, token):
     """The link as sent. Opening it moves the token into the session and away from the URL.
 
@@ -171,7 +177,7 @@ def credentials_page(request, token):
 @sensitive_variables("form", "token")
 def credentials_form(request, handle):
     """The form, at an address without the token: the session says which link it is."""
-    token = (request.session.get(SESSION_KEY) or {}).get(handle)
+    token = (getattr(request, "session", {}).get(SESSION_KEY) or {}).get(handle)
     link = credentials.find_link(token) if token else None
     if link is None:
         _forget(request, handle)
