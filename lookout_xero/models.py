@@ -201,8 +201,10 @@ class XeroConnection(models.Model):
         if change.credentials:
             self.access_token, self.access_token_expires_at = "", None
             self.state, self.error_code, self.error_message = self.State.OK, "", ""
+            # What a worker found the old credentials reaching: the new ones are checked afresh.
+            self.other_tenant_id, self.other_tenant_name = "", ""
             touched |= {"access_token", "access_token_expires_at", "state"}
-            touched |= {"error_code", "error_message"}
+            touched |= {"error_code", "error_message", "other_tenant_id", "other_tenant_name"}
         return touched
 
     @property

@@ -285,6 +285,24 @@ def test_a_drain_stops_before_writing_to_another_organisation(
     assert contact_calls(xero, STRANGER_ID) == {}
 
 
+def test_credentials_put_back_end_the_stop_and_syncing_carries_on_where_it_was(
+    organisation, synced, stranger, org, xero, admin_client
+):
+    credentials_changed_in_a_shell(synced, STRANGER_ID, STRANGER_SECRET)
+    funder = make_funder(organisation, "Waits Safely")
+    services.drain(synced.pk)
+    synced.refresh_from_db()
+    assert synced.error_code == "tenant_changed"
+    synced.client_id, synced.client_secret = CLIENT_ID, CLIENT_SECRET
+    synced.save()  # the team puts the customer's credentials back
+    synced.refresh_from_db()
+    assert (synced.state, synced.other_tenant_id) == ("ok", "")
+    assert "waits for your confirmation" not in change_page(admin_client, synced)
+    services.drain(synced.pk)
+    assert XeroContactLink.objects.get(funder=funder).xero_contact_id in org.contacts
+    assert contact_calls(xero, STRANGER_ID) == {}
+
+
 def test_webhook_processing_stops_before_reading_another_organisation(
     organisation, synced, stranger, xero
 ):
