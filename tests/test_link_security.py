@@ -117,6 +117,24 @@ def test_a_link_giving_another_xero_organisation_waits_for_the_team_and_sends_no
     assert STRANGER_SECRET not in page
 
 
+def test_the_page_and_discard_work_even_when_the_waiting_credentials_cannot_be_decrypted(
+    client, admin_client, organisation, synced, stranger, settings
+):
+    from cryptography.fernet import Fernet
+
+    submit(client, link_path(organisation), STRANGER_ID, STRANGER_SECRET)
+    pending = XeroPendingCredentials.objects.get()
+    lost = Fernet(Fernet.generate_key())  # as if encrypted with a key since removed
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE lookout_xero_xeropendingcredentials SET client_secret = %s WHERE id = %s",
+            [lost.encrypt(b"whatever"), pending.pk],
+        )
+    assert "Stranger Books Ltd" in change_page(admin_client, synced)
+    admin_client.post(confirm_url(synced, "discard_new_tenant"), {"tenant": stranger.tenant_id})
+    assert not XeroPendingCredentials.objects.exists()
+
+
 def test_confirming_the_new_organisation_takes_the_credentials_and_syncs_there_afresh(
     client, admin_client, organisation, synced, org, stranger, django_capture_on_commit_callbacks
 ):

@@ -133,9 +133,15 @@ def next_name_suffix(current: str) -> str:
 # --- another Xero organisation: a person confirms or discards it --------------------------------
 
 
+PENDING_SECRETS = ("client_id", "client_secret", "webhook_key")
+
+
 def waiting_for_a_person(connection: XeroConnection) -> dict | None:
     """What the connection page asks a person to confirm, or None."""
-    pending = XeroPendingCredentials.objects.filter(connection=connection).first()
+    # The page shows no credential: none is loaded, so a lost key cannot close the page.
+    pending = (
+        XeroPendingCredentials.objects.filter(connection=connection).defer(*PENDING_SECRETS).first()
+    )
     if pending is not None:
         return {
             "kind": "link",
@@ -229,7 +235,11 @@ def discard_new_tenant(connection_pk, *, tenant_id: str, user=None) -> bool:
         connection = XeroConnection.objects.select_for_update().filter(pk=connection_pk).first()
         if connection is None:
             return False
-        pending = XeroPendingCredentials.objects.filter(connection=connection).first()
+        pending = (
+            XeroPendingCredentials.objects.filter(connection=connection)
+            .defer(*PENDING_SECRETS)
+            .first()
+        )
         if pending is not None and pending.xero_tenant_id == tenant_id:
             name = pending.xero_tenant_name or tenant_id
             pending.delete()
