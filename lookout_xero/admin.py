@@ -285,6 +285,14 @@ class XeroConnectionAdmin(admin.ModelAdmin):
                         link_admin.create_for_connection,
                         "credentials_link",
                     ),
+                    "<path:object_id>/use-new-tenant/": (
+                        link_admin.use_new_tenant,
+                        "use_new_tenant",
+                    ),
+                    "<path:object_id>/discard-new-tenant/": (
+                        link_admin.discard_new_tenant,
+                        "discard_new_tenant",
+                    ),
                 },
             ),
             *super().get_urls(),
@@ -396,6 +404,8 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             ("retry_failed", "retry_failed"),
             ("cancel", "cancel_run"),
             ("credentials_link", "credentials_link"),
+            ("use_new_tenant", "use_new_tenant"),
+            ("discard_new_tenant", "discard_new_tenant"),
         ]:
             urls[key] = reverse(f"{site}:lookout_xero_xeroconnection_{name}", args=[obj.pk])
         urls["conflicts"] += f"?connection={obj.pk}"

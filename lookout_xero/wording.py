@@ -118,3 +118,12 @@ def drifted(drift: dict) -> str:
         f"Changed in Xero since Lookout's last push: {fields}. Lookout's values are sent with "
         "its next push of this funder (or now: Push Lookout's profile now)."
     )
+
+
+def tenant_changed(new: str, old: str) -> str:
+    """Why a connection stopped when its credentials reach another Xero organisation."""
+    return (
+        f"These credentials reach the Xero organisation “{new}”, not “{old}” that this "
+        f"connection synced with. Nothing is sent to “{new}” until someone allowed to manage "
+        "Xero credentials confirms it on the connection's page, or the credentials are put back."
+    )

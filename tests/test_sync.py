@@ -551,7 +551,7 @@ def test_scope_refused_puts_the_connection_in_error_without_retrying(xero, organ
     assert [c["Name"] for c in xero.org(CLIENT_ID).contacts.values()] == ["Needs Empty Scope"]
 
 
-def test_credentials_of_another_xero_organisation_start_over_there(
+def test_credentials_of_another_xero_organisation_wait_for_a_person_then_start_over_there(
     xero, connection, organisation, org
 ):
     make_funder(organisation, "Moves House")
@@ -562,11 +562,26 @@ def test_credentials_of_another_xero_organisation_start_over_there(
     run = connection.runs.filter(status="pending").get()
     services.run_full_sync(run.pk)
     services.drain(connection.pk)
+    # Not followed silently: nothing was read from or written to the other organisation.
+    assert other.contacts == {}
+    touched = xero.call_counts("client-new-org")
+    assert set(touched) == {"token", "connections"}, touched
+    connection.refresh_from_db()
+    assert (connection.state, connection.error_code) == ("error", "tenant_changed")
+    assert "New Books Ltd" in connection.error_message and org.name in connection.error_message
+    assert (connection.xero_tenant_name, connection.other_tenant_name) == (org.name, other.name)
+    assert XeroContactLink.objects.get().xero_contact_id in org.contacts  # kept until confirmed
+
+    assert services.use_new_tenant(connection.pk, tenant_id=other.tenant_id)
+    run = connection.runs.filter(status="pending").get()
+    services.run_full_sync(run.pk)
+    services.drain(connection.pk)
     assert [c["Name"] for c in other.contacts.values()] == ["Moves House"]
     assert XeroContactLink.objects.get().xero_contact_id in other.contacts
     assert SyncLog.objects.filter(message__contains="another Xero organisation").exists()
     connection.refresh_from_db()
-    assert connection.xero_tenant_name == "New Books Ltd"
+    assert (connection.state, connection.xero_tenant_name) == ("ok", "New Books Ltd")
+    assert connection.other_tenant_id == ""
 
 
 def test_saving_a_stale_connection_keeps_what_the_sync_wrote(connection, organisation):

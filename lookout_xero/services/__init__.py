@@ -45,11 +45,14 @@ from .outbox import (
 from .people import (
     CredentialCheck,
     check_credentials,
+    discard_new_tenant,
     next_name_suffix,
     push_profile_now,
     resolve_conflict,
     restore_in_xero,
     stop_syncing_funder,
+    use_new_tenant,
+    waiting_for_a_person,
 )
 from .policy import Decision, Reaction, backoff, react_to
 from .switch import (
@@ -82,6 +85,7 @@ __all__ = [
     "check_credentials",
     "clear_enabled",
     "client_for",
+    "discard_new_tenant",
     "drain",
     "drain_once",
     "finish_run",
@@ -119,4 +123,6 @@ __all__ = [
     "stop_syncing",
     "stop_syncing_funder",
     "sweep",
+    "use_new_tenant",
+    "waiting_for_a_person",
 ]
