@@ -29,6 +29,7 @@ from lookout_xero.models import (
     XeroConnection,
     XeroContactLink,
     XeroCredentialsLink,
+    XeroPendingCredentials,
 )
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder
 
@@ -37,6 +38,8 @@ pytestmark = pytest.mark.django_db
 WEBHOOK_KEY = "webhook-key-DO-NOT-LEAK-0123456789"
 TOKEN = "access-token-DO-NOT-LEAK"
 NEW_SECRET = "n3w-secret-ALSO-DO-NOT-LEAK"
+OLD_TENANT = "11111111-1111-1111-1111-111111111111"
+NEW_TENANT = "22222222-2222-2222-2222-222222222222"
 SECRETS = (CLIENT_SECRET, WEBHOOK_KEY, TOKEN, NEW_SECRET)
 
 CODENAMES = {
@@ -86,9 +89,21 @@ def world(organisation, xero):
     xero.add_organisation(CLIENT_ID, CLIENT_SECRET, name="Harbour Trust Ltd")
     connection = make_connection(organisation, enabled=True)  # starts a full sync: a run
     XeroConnection.objects.filter(pk=connection.pk).update(
-        access_token=TOKEN, webhook_key=WEBHOOK_KEY, client_secret_set_at=timezone.now()
+        access_token=TOKEN,
+        webhook_key=WEBHOOK_KEY,
+        client_secret_set_at=timezone.now(),
+        xero_tenant_id=OLD_TENANT,
+        xero_tenant_name="Harbour Trust Ltd",
     )
     connection.refresh_from_db()
+    # A customer link's credentials reaching another Xero organisation, waiting for a person.
+    XeroPendingCredentials.objects.create(
+        connection=connection,
+        client_id="another-client-id",
+        client_secret=NEW_SECRET,
+        xero_tenant_id=NEW_TENANT,
+        xero_tenant_name="Stranger Ltd",
+    )
     links = {}
     for state in ("conflict", "failed", "synced", "xarchived"):
         funder = make_funder(organisation, f"Funder {state}", email=f"{state}@example.org")
@@ -135,6 +150,8 @@ def fingerprint(world: World) -> dict:
             connection.state,
         ),
         "connections": XeroConnection.objects.count(),
+        "tenant": connection and connection.xero_tenant_id,
+        "waiting": sorted(XeroPendingCredentials.objects.values_list("pk", "xero_tenant_id")),
         "runs": sorted(SyncRun.objects.values_list("pk", "status", "dry_run")),
         "outbox": OutboxEntry.objects.count(),
         "links": sorted(XeroContactLink.objects.values_list("pk", "state", "xero_contact_id")),
@@ -279,6 +296,22 @@ ENDPOINTS = [
         lambda w: admin_url("lookout_xero_xeroconnection_test_connection"),
         all_of("manage"),
         data=lambda w: {"client_id": CLIENT_ID, "connection": w.connection.pk, "scope": ""},
+    ),
+    Endpoint(
+        "use the new Xero organisation",
+        "post",
+        connection_url("use_new_tenant"),
+        all_of("manage"),
+        data=lambda w: {"tenant": NEW_TENANT},
+        writes=True,
+    ),
+    Endpoint(
+        "discard the new Xero organisation",
+        "post",
+        connection_url("discard_new_tenant"),
+        all_of("manage"),
+        data=lambda w: {"tenant": NEW_TENANT},
+        writes=True,
     ),
     Endpoint("status (JSON)", "get", connection_url("status"), any_of("view", "change")),
     Endpoint(
