@@ -31,7 +31,7 @@ bench: install
 wheel-check: install
 	bash scripts/wheel_check.sh
 
-# The fast suite (no real workers, no browser) on Django 6.0 and 6.1, each in its own virtualenv
+# The suite less its crash-recovery tests on Django 6.0 and 6.1, each in its own virtualenv
 # (noxfile.py; `$(VENV)/bin/nox -s tests-5.2` for 5.2). `make test` runs everything on 5.2.
 test-releases: install
 	$(VENV)/bin/nox -s tests-6.0 tests-6.1
