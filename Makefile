@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install lint bench bench-production bench-smoke wheel-check
+.PHONY: demo test install lint bench bench-production bench-smoke wheel-check test-releases
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ bench: install
 # The wheel, installed into a clean virtualenv, checks and migrates in a host that is not the demo.
 wheel-check: install
 	bash scripts/wheel_check.sh
+
+# The suite less its crash-recovery tests on Django 6.0 and 6.1, each in its own virtualenv
+# (noxfile.py; `$(VENV)/bin/nox -s tests-5.2` for 5.2). `make test` runs everything on 5.2.
+test-releases: install
+	$(VENV)/bin/nox -s tests-6.0 tests-6.1
 
 # Production: Xero's real limits, real Celery workers, PostgreSQL + Redis. Minutes; writes
 # docs/performance.md. It drops and re-creates BENCH_DATABASE_URL and flushes BENCH_REDIS_URL.

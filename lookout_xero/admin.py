@@ -127,6 +127,17 @@ def _count_per_connection(model, **filters):
     return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
 
 
+def parent_actions(get_actions, request, action_location):
+    """The parent ModelAdmin's actions, on every supported Django.
+
+    Django 6.1 asks for the actions of one place (`action_location`: the change list or a change
+    form) and deprecates overrides without that argument; 5.2 and 6.0 have no such argument.
+    """
+    if action_location is None:
+        return get_actions(request)
+    return get_actions(request, action_location=action_location)
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows the sync writes: never added, changed or deleted by hand.
 
@@ -140,8 +151,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
+    def get_actions(self, request, action_location=None):
+        actions = parent_actions(super().get_actions, request, action_location)
         actions.pop("delete_selected", None)
         return actions
 
@@ -960,10 +971,12 @@ def push_to_xero(modeladmin, request, queryset):
 class XeroFunderAdminMixin:
     """Adds the "Push to Xero now" action to a host's funder ModelAdmin."""
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
+    def get_actions(self, request, action_location=None):
+        actions = parent_actions(super().get_actions, request, action_location)
         if self.actions is None or IS_POPUP_VAR in request.GET:
             return actions
+        if getattr(action_location, "value", "CHANGE_LIST") != "CHANGE_LIST":
+            return actions  # Django 6.1's actions on a change form: the list's action only
         if views.can_operate(request.user):
             actions["push_to_xero"] = self.get_action(push_to_xero)
         return actions

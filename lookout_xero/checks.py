@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
-from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db import DatabaseError, models
 from django.utils.module_loading import import_string
 
 from . import conf
@@ -187,3 +187,124 @@ def largest_contact_bytes() -> int:
         ],
     }
     return len(json.dumps(contact).encode()) + 2  # and the comma and space between contacts
+
+
+# --- the host's model and field names ---------------------------------------------------------
+# Each setting that names a host field is looked up on the model it names, as Django checks
+# AUTH_USER_MODEL: a wrong name shows in `manage.py check`, not as a FieldError on the first
+# sync or the first admin list sorted by organisation.
+
+
+@checks.register()
+def check_host_fields(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    try:
+        funders = conf.funder_model()
+        organisations = conf.organisation_model()
+    except (LookupError, ValueError, ImproperlyConfigured):
+        return []  # lookout_xero.E001 names the model setting
+    errors = []
+    label = conf.funder_model_label()
+
+    def error(key: str, message: str, id: str, hint: str | None = None) -> None:
+        errors.append(
+            checks.Error(f"LOOKOUT_XERO[{key!r}] = {conf.get(key)!r}: {message}", hint=hint, id=id)
+        )
+
+    field = _field(funders, conf.get("ORGANISATION_FIELD"))
+    if field is None:
+        error("ORGANISATION_FIELD", f"{label} has no such field.", "lookout_xero.E020")
+    elif not (field.many_to_one and field.related_model is organisations):
+        error(
+            "ORGANISATION_FIELD",
+            f"{label}.{field.name} is not a ForeignKey to "
+            f"LOOKOUT_XERO_ORGANISATION_MODEL ({conf.organisation_model_label()}).",
+            "lookout_xero.E020",
+        )
+
+    name = conf.get("ORGANISATION_NAME_FIELD")
+    if _lookup_target(organisations, name) is None:
+        error(
+            "ORGANISATION_NAME_FIELD",
+            f"{conf.organisation_model_label()} has no such field: the admin searches and sorts "
+            "by organisation with it.",
+            "lookout_xero.E021",
+            hint="Name the organisation model's name field, e.g. 'title'.",
+        )
+
+    field = _field(funders, conf.get("MEMBERSHIP_FIELD"))
+    if field is None or not field.concrete:
+        error(
+            "MEMBERSHIP_FIELD",
+            f"{label} has no such field with a column of its own.",
+            "lookout_xero.E022",
+        )
+    elif field.choices and conf.get("MEMBERSHIP_VALUE") not in {
+        value for value, _ in field.flatchoices
+    }:
+        error(
+            "MEMBERSHIP_VALUE",
+            f"not one of the choices of {label}.{field.name}: no funder would ever sync.",
+            "lookout_xero.E023",
+        )
+
+    field = _field(funders, conf.get("ARCHIVED_FIELD"))
+    if field is None:
+        error("ARCHIVED_FIELD", f"{label} has no such field.", "lookout_xero.E024")
+    elif not isinstance(field, models.BooleanField):
+        error("ARCHIVED_FIELD", f"{label}.{field.name} is not a BooleanField.", "lookout_xero.E024")
+
+    try:
+        mapping = import_string(conf.get("MAPPING"))
+    except ImportError:
+        return errors  # lookout_xero.E004
+    if not callable(mapping):
+        error("MAPPING", "not a function of a funder.", "lookout_xero.E025")
+    elif conf.get("MAPPING") == conf.DEFAULTS["MAPPING"]:
+        missing = [f for f in DEFAULT_MAPPING_FIELDS if _field(funders, f) is None]
+        if missing:
+            error(
+                "MAPPING",
+                f"the default mapping reads fields {label} does not have ({', '.join(missing)}).",
+                "lookout_xero.E026",
+                hint="Point MAPPING at the host's own function of a funder "
+                "(see lookout_xero.mapping.map_funder).",
+            )
+    return errors
+
+
+# What lookout_xero.mapping.map_funder reads of a funder.
+DEFAULT_MAPPING_FIELDS = (
+    "name",
+    "first_name",
+    "last_name",
+    "email",
+    "tax_number",
+    "phone",
+    "mobile",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+)
+
+
+def _field(model, name: str):
+    try:
+        return model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None
+
+
+def _lookup_target(model, path: str):
+    """The field at the end of a `a__b` path from `model`, or None where one step is missing."""
+    field = None
+    for part in path.split("__"):
+        if model is None:
+            return None
+        field = _field(model, part)
+        if field is None:
+            return None
+        model = field.related_model
+    return field

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # What a checkout may hold besides the sources: none of it may change or enter the wheel.
 NOT_SOURCES = shutil.ignore_patterns(
-    ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
+    ".git", ".venv", ".nox", "var", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
 )
 
 
@@ -128,3 +128,34 @@ def test_floors_are_past_the_advisories_and_constraints_meet_them():
         assert lowest and min(lowest) >= Version(floor), (name, str(specifier))
     for name, requirement in requirements.items():
         assert requirement.specifier.contains(pins[name]), (name, pins[name])
+
+
+def test_each_django_release_the_suite_runs_on_is_declared_and_allowed():
+    """noxfile.py's releases are the classifiers' and within the Django requirement."""
+    import ast
+
+    from packaging.requirements import Requirement
+
+    tree = ast.parse((ROOT / "noxfile.py").read_text())
+    (releases,) = [
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "RELEASES"
+    ]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    classifiers = project["classifiers"]
+    declared = {
+        c.rsplit(" :: ", 1)[1] for c in classifiers if c.startswith("Framework :: Django ::")
+    }
+    assert declared == set(releases) == {"5.2", "6.0", "6.1"}
+    pythons = {c.rsplit(" :: ", 1)[1] for c in classifiers if "Python :: 3." in c}
+    assert set(releases.values()) <= pythons == {"3.11", "3.12", "3.13"}
+    assert project["requires-python"] == ">=3.11"
+    django = next(
+        Requirement(line).specifier
+        for line in project["dependencies"]
+        if Requirement(line).name.lower() == "django"
+    )
+    for release in releases:
+        assert django.contains(f"{release}.99"), release
+    assert not django.contains("6.2.0")  # not a release the suite has run on
