@@ -42,9 +42,6 @@ DEFAULTS: dict[str, Any] = {
     # How long a process trusts what it read of an organisation's Enabled switch, so that a
     # funder save in an organisation without an enabled connection costs no query.
     "ENABLED_CACHE_SECONDS": 2,
-    # On PostgreSQL, a trigger on the funder table queues each change inside the save's own
-    # statement (services.trigger); False queues it from post_save, as on other databases.
-    "DATABASE_TRIGGER": True,
     "LOG_RETENTION_DAYS": 90,
     "CONFLICT_NAME_SUFFIX": " ({n})",
     # Who is e-mailed when a connection needs a person (empty: nobody), and after how long

@@ -384,9 +384,9 @@ class XeroWebhookEvent(models.Model):
 class OutboxEntry(models.Model):
     """A funder whose profile must be pushed: one row per (connection, funder), upserted.
 
-    Written by the database itself on PostgreSQL, in the funder's own statement
-    (`services.trigger`), elsewhere by post_save (in the save's transaction, if it has one),
-    so a change committed while the broker or the worker is down is still found by the sweep.
+    Written by post_save (in the save's transaction, if it has one), by a full sync and by the
+    reconcile, so a change committed while the broker or the worker is down is still found by
+    the sweep.
     """
 
     connection = models.ForeignKey(XeroConnection, on_delete=models.CASCADE, related_name="outbox")

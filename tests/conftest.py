@@ -167,22 +167,6 @@ def enabled_switches_forgotten(settings):
     services.clear_enabled()
 
 
-@pytest.fixture
-def queued_by_post_save(settings):
-    """Saves are queued by the post_save receiver's upsert, on every database: on PostgreSQL
-    the trigger that queues them inside the save's statement is removed for the test."""
-    from django.db import connection
-
-    from lookout_xero import services
-
-    with_trigger = settings.LOOKOUT_XERO
-    settings.LOOKOUT_XERO = {**with_trigger, "DATABASE_TRIGGER": False}
-    services.install_trigger(connection.alias)
-    yield
-    settings.LOOKOUT_XERO = with_trigger
-    services.install_trigger(connection.alias)
-
-
 @pytest.fixture(scope="module")
 def worker_process(django_db_setup, xero_server):
     worker = Worker(xero_server)

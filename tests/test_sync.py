@@ -120,7 +120,6 @@ def test_non_members_and_disabled_connections_queue_nothing(
 
 
 def test_changes_made_without_a_save_are_queued_by_queue_changed_funders(
-    queued_by_post_save,  # PostgreSQL's trigger would queue the update() itself
     xero,
     connection,
     organisation,

@@ -1,11 +1,10 @@
 """The sync: the only place where the ORM meets the Xero client.
 
-Flow: a funder save queues an outbox row: on PostgreSQL a trigger does it inside the save's
-statement (`trigger`; `notices` keeps what it said), elsewhere
-`outbox.queue_funder_of_organisation`, unless `enabled` knows its organisation has no enabled
-connection; `drain.drain` takes the organisation's lease and pushes pending funders in batches;
-enabling a connection plans a full sync (`full_sync.run_full_sync`) that links funders to
-contacts already in Xero and queues everything in scope. `switch` owns the Enabled switch,
+Flow: a funder save queues an outbox row (`outbox.queue_funder_of_organisation`), unless
+`enabled` knows its organisation has no enabled connection; `drain.drain` takes the
+organisation's lease and pushes pending funders in batches; enabling a connection plans a
+full sync (`full_sync.run_full_sync`) that links funders to contacts already in Xero and
+queues everything in scope. `switch` owns the Enabled switch,
 `people` the decisions a person makes, `policy` how every caller reacts to Xero's errors,
 `common` what they share. `webhooks` stores Xero's events and reads the contacts they name;
 `bookkeeper` applies what the bookkeeper did in Xero (merges, archives, GDPR requests, drift)
@@ -31,7 +30,6 @@ from .enabled import forget as forget_enabled
 from .enabled import may_have_enabled_connection
 from .full_sync import run_full_sync
 from .lease import Lease, LeaseLost
-from .notices import listen as listen_to_trigger
 from .outbox import (
     ask_for_drain_on_commit,
     prune_logs,
@@ -59,10 +57,6 @@ from .switch import (
     start_preview,
     stop_syncing,
 )
-from .trigger import heard_from_trigger
-from .trigger import install as install_trigger
-from .trigger import installed_on_migrate as install_trigger_on_migrate
-from .trigger import removed_before_migrate as remove_trigger_before_migrate
 from .webhooks import process_webhooks
 from .webhooks import receive as receive_webhook
 
@@ -86,13 +80,9 @@ __all__ = [
     "drain_once",
     "finish_run",
     "forget_enabled",
-    "heard_from_trigger",
     "in_scope_funders",
-    "install_trigger",
-    "install_trigger_on_migrate",
     "is_archived",
     "is_membership",
-    "listen_to_trigger",
     "may_have_enabled_connection",
     "name_with_suffix",
     "next_due_in",
@@ -108,7 +98,6 @@ __all__ = [
     "react_to",
     "receive_webhook",
     "record_connection_error",
-    "remove_trigger_before_migrate",
     "resolve_conflict",
     "restore_in_xero",
     "retry_failed",

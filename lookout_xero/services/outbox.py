@@ -18,7 +18,6 @@ from ..models import (
     XeroConnection,
     XeroContactLink,
 )
-from . import notices
 
 # --- the outbox -------------------------------------------------------------------------------
 
@@ -105,10 +104,7 @@ def queue_changed_funders(funders) -> int:
     for start in range(0, len(ids), CHANGED_CHUNK):
         chunk = members.filter(pk__in=ids[start : start + CHANGED_CHUNK])
         queued += _queue_members(chunk.values(lx_funder=F("pk"), lx_org=F(organisation.attname)))
-    # On PostgreSQL the trigger queued them first, when they changed, and said which
-    # connections need a drain: the rows found here are then no longer new.
-    to_drain = {q.connection_id for q in queued if q.created and not q.drain_requested}
-    for connection_id in to_drain | set(notices.drains_heard(router.db_for_write(model))):
+    for connection_id in {q.connection_id for q in queued if q.created and not q.drain_requested}:
         ask_for_drain_on_commit(connection_id)
     return len(queued)
 
@@ -139,7 +135,6 @@ def upsert_statement(db, select: str) -> str:
 
     ``select`` yields (connection, funder, version, attempts, due_at, looked_up, last_error,
     created_at); it must end in a WHERE clause (SQLite's upsert needs one after a SELECT).
-    PostgreSQL's trigger (`trigger`) runs the same statement.
     """
     outbox = db.ops.quote_name(OutboxEntry._meta.db_table)
     connection = db.ops.quote_name(XeroConnection._meta.db_table)

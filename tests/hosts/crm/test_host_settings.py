@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection as db
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -113,15 +112,5 @@ def test_queue_changed_funders_reads_this_hosts_membership_and_club_fields(club,
     Member.objects.filter(club=club).update(is_archived=True)
     ids = Member.objects.filter(club=club).values_list("pk", flat=True)
     assert services.queue_changed_funders(ids) == 2
-    queued = set(OutboxEntry.objects.values_list("funder_id", flat=True))
-    assert queued == {m.pk for m in members} and volunteer.pk not in queued
-
-
-@pytest.mark.skipif(db.vendor != "postgresql", reason="the trigger is PostgreSQL's")
-def test_on_postgresql_the_trigger_reads_this_hosts_membership_and_club_fields(club, connection):
-    members = [make_member(club, f"Rower {i}") for i in range(2)]
-    volunteer = make_member(club, "Coach", kind="volunteer")
-    OutboxEntry.objects.all().delete()
-    Member.objects.filter(club=club).update(is_archived=True)  # no post_save: the trigger's
     queued = set(OutboxEntry.objects.values_list("funder_id", flat=True))
     assert queued == {m.pk for m in members} and volunteer.pk not in queued
