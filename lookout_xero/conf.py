@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
     # How long a process trusts what it read of an organisation's Enabled switch, so that a
     # funder save in an organisation without an enabled connection costs no query.
     "ENABLED_CACHE_SECONDS": 2,
+    # How often beat reconciles (queues.beat_schedule reads it from the settings module).
+    "RECONCILE_SECONDS": 3600,
     "LOG_RETENTION_DAYS": 90,
     "CONFLICT_NAME_SUFFIX": " ({n})",
     # Who is e-mailed when a connection needs a person (empty: nobody), and after how long

@@ -95,6 +95,8 @@ class Worker:
             "LOOKOUT_XERO_RETRY_BASE_SECONDS": "0.2",
             "LOOKOUT_XERO_RETRY_MAX_SECONDS": "1",
             "LOOKOUT_XERO_ALERT_SECONDS": "2",
+            # Tests ask for a reconcile when they want one (its own test runs the beat task).
+            "LOOKOUT_XERO_RECONCILE_SECONDS": "86400",
             "LOOKOUT_XERO_ALERT_RECIPIENTS": "team@lookout.example",
             "LOOKOUT_XERO_ENABLED_CACHE_SECONDS": ENABLED_CACHE_SECONDS,
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",

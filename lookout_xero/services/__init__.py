@@ -4,9 +4,10 @@ Flow: a funder save queues an outbox row (`outbox.queue_funder_of_organisation`)
 `enabled` knows its organisation has no enabled connection; `drain.drain` takes the
 organisation's lease and pushes pending funders in batches; enabling a connection plans a
 full sync (`full_sync.run_full_sync`) that links funders to contacts already in Xero and
-queues everything in scope. `switch` owns the Enabled switch,
-`people` the decisions a person makes, `policy` how every caller reacts to Xero's errors,
-`common` what they share. `webhooks` stores Xero's events and reads the contacts they name;
+queues everything in scope. `switch` owns the Enabled switch, `people` the decisions a person
+makes, `policy` how every caller reacts to Xero's errors, `common` what they share.
+`reconcile` finds funders changed without a save (their Contact differs from what Xero last
+received) and queues them. `webhooks` stores Xero's events and reads the contacts they name;
 `bookkeeper` applies what the bookkeeper did in Xero (merges, archives, GDPR requests, drift)
 to the links, for webhooks, write answers and full syncs alike. Work is enqueued through
 `lookout_xero.dispatch`, by task name: nothing here imports `tasks`.
@@ -50,6 +51,7 @@ from .people import (
     stop_syncing_funder,
 )
 from .policy import Decision, Reaction, backoff, react_to
+from .reconcile import Reconciled, reconcile
 from .switch import (
     apply_change,
     cancel_run,
@@ -67,6 +69,7 @@ __all__ = [
     "Lease",
     "LeaseLost",
     "Reaction",
+    "Reconciled",
     "RetryLater",
     "StopDrain",
     "apply_change",
@@ -97,6 +100,7 @@ __all__ = [
     "queue_funder_of_organisation",
     "react_to",
     "receive_webhook",
+    "reconcile",
     "record_connection_error",
     "resolve_conflict",
     "restore_in_xero",

@@ -271,6 +271,33 @@ def _is_unchanged(item: _Item) -> bool:
     )
 
 
+def would_write(funder, link: XeroContactLink | None) -> bool:
+    """Whether a drain of this membership funder would write to Xero, decided locally.
+
+    The reconcile asks it of every membership funder. Archived: only when its contact is to be
+    archived. Otherwise: no contact yet, or the Contact it would send (mapped, cleaned, as
+    `_prepare` builds it) differs from what Xero last received (the link's payload hash), a
+    restore included. A link waiting for a person (conflict, failure, held in Xero, not synced
+    by choice) is theirs to decide: a save, or their retry, queues it.
+    """
+    if link is not None and (link.state in WAITING_FOR_A_PERSON or link.is_held):
+        return False
+    if is_archived(funder):
+        return _archives_in_xero(link)
+    link = link or XeroContactLink(funder=funder)
+    item = _Item(None, funder, link)
+    if not _prepare(item):
+        return True  # its data can no longer be sent: the drain records why, per funder
+    return not _is_unchanged(item)
+
+
+WAITING_FOR_A_PERSON = (
+    XeroContactLink.State.IGNORED,
+    XeroContactLink.State.CONFLICT,
+    XeroContactLink.State.FAILED,
+)
+
+
 def _look_up_existing(
     connection, client, to_send: list[_Item], to_look_up: list[_Item]
 ) -> list[_Item]:

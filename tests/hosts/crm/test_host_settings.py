@@ -114,3 +114,14 @@ def test_queue_changed_funders_reads_this_hosts_membership_and_club_fields(club,
     assert services.queue_changed_funders(ids) == 2
     queued = set(OutboxEntry.objects.values_list("funder_id", flat=True))
     assert queued == {m.pk for m in members} and volunteer.pk not in queued
+
+
+def test_the_reconcile_reads_this_hosts_membership_club_and_mapping(club, org, connection):
+    members = [make_member(club, f"Rower {i}") for i in range(2)]
+    volunteer = make_member(club, "Coach", kind="volunteer")
+    services.drain(connection.pk)
+    assert services.reconcile()[0].queued == 0  # synced, with this host's mapping
+    Member.objects.filter(club=club).update(is_archived=True)
+    assert services.reconcile()[0].queued == 2
+    queued = set(OutboxEntry.objects.values_list("funder_id", flat=True))
+    assert queued == {m.pk for m in members} and volunteer.pk not in queued
