@@ -13,7 +13,6 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
-from django.db.models import F
 from django.utils.module_loading import import_string
 
 DEFAULTS: dict[str, Any] = {
@@ -88,23 +87,6 @@ def funder_model() -> type[models.Model]:
 
 def organisation_model() -> type[models.Model]:
     return apps.get_model(organisation_model_label())
-
-
-class OrganisationName(F):
-    """``F("<path>__<ORGANISATION_NAME_FIELD>")``, the field named when the query is built.
-
-    Admin columns declare their ordering at import time, when settings must not be read yet.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    @property
-    def name(self) -> str:
-        return organisation_name_lookup(self.path)
-
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.path!r})"
 
 
 def organisation_name_lookup(path: str) -> str:

@@ -184,7 +184,10 @@ def submit(
         connection.scope = scope
         if webhook_key:
             connection.webhook_key = webhook_key
-        connection.save()  # never touches `enabled`: a new connection starts disabled
+        # Never touches `enabled` (a new connection starts disabled), nor, on one that exists,
+        # the sync's fields read before the check above called Xero.
+        given = ["client_id", "client_secret", "scope"] + (["webhook_key"] if webhook_key else [])
+        connection.save(update_fields=given if existing else None)
         XeroConnection.objects.filter(pk=connection.pk).update(
             credentials_received_at=now,
             granted_scopes=" ".join(result.scopes),

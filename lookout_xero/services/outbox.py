@@ -119,7 +119,8 @@ def _queue_members(members) -> list[Queued]:
         )
         return [queued for queued in found if queued is not None]
     connection = db.ops.quote_name(XeroConnection._meta.db_table)
-    members_sql, members_params = members.query.sql_with_params()
+    # Compiled for the database it runs on (the outbox's), not the default one.
+    members_sql, members_params = members.query.get_compiler(using=db.alias).as_sql()
     now = timezone.now()
     return _upsert_returning(
         db,
@@ -199,7 +200,7 @@ def ask_for_drain_on_commit(connection_id: int) -> None:
             # The broker is down: let the next save try again (the sweep also will).
             XeroConnection.objects.filter(pk=connection_id).update(drain_requested=False)
 
-    transaction.on_commit(ask)
+    transaction.on_commit(ask, using=router.db_for_write(OutboxEntry))
 
 
 def push_now(connection: XeroConnection, funder_ids) -> int:
