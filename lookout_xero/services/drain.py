@@ -34,8 +34,8 @@ from .common import (
     remember_limits,
     write_log,
 )
-from .full_sync import link_to_contact, record_conflict
 from .lease import Lease, LeaseLost, seconds_until_free
+from .links import link_to_contact, record_conflict
 from .pacing import Pacer
 from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, react_to
 from .webhooks import hand_over
