@@ -143,3 +143,28 @@ def test_only_public_django_api_and_the_routers_database():
             if isinstance(node, ast.Attribute) and ast.unparse(node).endswith("Database.__name__"):
                 problems.append(f"{where}:{node.lineno} the driver module's name")
     assert problems == []
+
+
+def defined_functions(module: str) -> set[str]:
+    tree = ast.parse((PACKAGE / "services" / f"{module}.py").read_text())
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def test_each_services_module_keeps_to_its_job():
+    graph = import_graph()
+    # What a match does to a link is shared, not borrowed from a sibling.
+    assert "lookout_xero.services.full_sync" not in graph["lookout_xero.services.drain"]
+    assert "lookout_xero.services.links" in graph["lookout_xero.services.drain"]
+    assert "lookout_xero.services.links" in graph["lookout_xero.services.full_sync"]
+    # The outbox queues; people, the sweep and retention are elsewhere.
+    public = {name for name in defined_functions("outbox") if not name.startswith("_")}
+    assert public == {
+        "queue_funder",
+        "queue_funder_of_organisation",
+        "queue_changed_funders",
+        "upsert_statement",
+        "ask_for_drain_on_commit",
+    }
+    # The sweep's four jobs, each on its own.
+    jobs = {"end_pauses", "restart_runs", "restart_drains", "restart_webhooks"}
+    assert jobs | {"sweep"} == defined_functions("sweep")

@@ -33,25 +33,25 @@ from .full_sync import run_full_sync
 from .lease import Lease, LeaseLost
 from .outbox import (
     ask_for_drain_on_commit,
-    prune_logs,
-    push_now,
     queue_changed_funders,
     queue_funder,
     queue_funder_of_organisation,
-    retry_failed,
-    sweep,
 )
 from .people import (
     CredentialCheck,
     check_credentials,
     next_name_suffix,
+    push_now,
     push_profile_now,
     resolve_conflict,
     restore_in_xero,
+    retry_failed,
     stop_syncing_funder,
 )
 from .policy import Decision, Reaction, backoff, react_to
 from .reconcile import Reconciled, reconcile
+from .retention import prune_logs
+from .sweep import sweep
 from .switch import (
     apply_change,
     cancel_run,
