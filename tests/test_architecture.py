@@ -165,6 +165,8 @@ def test_each_services_module_keeps_to_its_job():
         "upsert_statement",
         "ask_for_drain_on_commit",
     }
+    # What the parts share has a name each, not one grab bag.
+    assert not (PACKAGE / "services" / "common.py").exists()
     # The sweep's four jobs, each on its own.
     jobs = {"end_pauses", "restart_runs", "restart_drains", "restart_webhooks"}
     assert jobs | {"sweep"} == defined_functions("sweep")

@@ -5,26 +5,19 @@ Flow: a funder save queues an outbox row (`outbox.queue_funder_of_organisation`)
 organisation's lease and pushes pending funders in batches; enabling a connection plans a
 full sync (`full_sync.run_full_sync`) that links funders to contacts already in Xero and
 queues everything in scope. `switch` owns the Enabled switch, `people` the decisions a person
-makes, `policy` how every caller reacts to Xero's errors, `common` what they share.
-`reconcile` finds funders changed without a save (their Contact differs from what Xero last
-received) and queues them. `webhooks` stores Xero's events and reads the contacts they name;
-`bookkeeper` applies what the bookkeeper did in Xero (merges, archives, GDPR requests, drift)
-to the links, for webhooks, write answers and full syncs alike. Work is enqueued through
-`lookout_xero.dispatch`, by task name: nothing here imports `tasks`.
+makes, `policy` how every caller reacts to Xero's errors. They share `scope` (which funders
+belong in Xero), `calls` (a connection's client, and what Xero's refusals do to it), `records`
+(runs and the sync log) and `links` (what a match does to a link). Beat runs `sweep` (what an
+outage left behind), `retention`, and `reconcile`, which finds funders changed without a save
+(their Contact differs from what Xero last received) and queues them. `webhooks` stores
+Xero's events and reads the contacts they name; `bookkeeper` applies what the bookkeeper did
+in Xero (merges, archives, GDPR requests, drift) to the links, for webhooks, write answers and
+full syncs alike. Work is enqueued through `lookout_xero.dispatch`, by task name: nothing here
+imports `tasks`.
 """
 
 from .bookkeeper import review_links
-from .common import (
-    RetryLater,
-    StopDrain,
-    client_for,
-    finish_run,
-    in_scope_funders,
-    is_archived,
-    is_membership,
-    organisation_id_of,
-    record_connection_error,
-)
+from .calls import RetryLater, StopDrain, client_for, record_connection_error
 from .drain import FollowUp, drain, drain_once, name_with_suffix, next_due_in
 from .enabled import clear as clear_enabled
 from .enabled import forget as forget_enabled
@@ -50,7 +43,9 @@ from .people import (
 )
 from .policy import Decision, Reaction, backoff, react_to
 from .reconcile import Reconciled, reconcile
+from .records import finish_run
 from .retention import prune_logs
+from .scope import in_scope_funders, is_archived, is_membership, organisation_id_of
 from .sweep import sweep
 from .switch import (
     apply_change,

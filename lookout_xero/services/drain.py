@@ -19,25 +19,21 @@ from ..fields import UndecryptableError
 from ..matching import ContactIndex
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
 from .bookkeeper import review_after_write
-from .common import (
+from .calls import (
     RetryLater,
     StopDrain,
     client_for,
-    complete_run_if_done,
-    is_archived,
-    is_membership,
-    log_row,
-    organisation_id_of,
     pause_for_day_limit,
     record_connection_error,
     record_undecryptable,
     remember_limits,
-    write_log,
 )
 from .lease import Lease, LeaseLost, seconds_until_free
 from .links import link_to_contact, record_conflict
 from .pacing import Pacer
 from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, react_to
+from .records import complete_run_if_done, log_row, write_log
+from .scope import is_archived, is_membership, organisation_id_of
 from .webhooks import hand_over
 
 Outcome = SyncLog.Outcome

@@ -16,20 +16,18 @@ from ..fields import UndecryptableError
 from ..matching import ContactIndex
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
 from .bookkeeper import review_links
-from .common import (
+from .calls import (
     client_for,
-    complete_run_if_done,
-    finish_run,
-    in_scope_funders,
     pause_for_day_limit,
     record_connection_error,
     record_undecryptable,
     remember_limits,
-    write_log,
 )
 from .links import candidates_of, link_to_contact, record_conflict
 from .pacing import Pacer
 from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, react_to
+from .records import complete_run_if_done, finish_run, write_log
+from .scope import in_scope_funders
 
 Outcome = SyncLog.Outcome
 

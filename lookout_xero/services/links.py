@@ -11,7 +11,7 @@ from django.db.models import F
 from .. import mapping, wording
 from ..matching import Match
 from ..models import SyncLog, SyncRun, XeroContactLink
-from .common import write_log
+from .records import write_log
 
 Outcome = SyncLog.Outcome
 

@@ -17,8 +17,8 @@ from ..exceptions import (
     XeroTransportError,
 )
 from ..models import OutboxEntry, SyncLog, XeroConnection, XeroContactLink
-from .common import write_log
 from .outbox import queue_funder
+from .records import write_log
 
 # --- what people ask for (admin actions, commands) --------------------------------------------
 
