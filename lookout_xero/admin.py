@@ -10,6 +10,7 @@ from functools import update_wrapper
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery
@@ -17,10 +18,14 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils import formats, timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, capfirst
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from . import audit, conf, link_admin, services, status, views
+from .fields import UndecryptableError
 from .forms import XeroConnectionForm
 from .models import (
     OutboxEntry,
@@ -30,6 +35,7 @@ from .models import (
     XeroConnection,
     XeroContactLink,
 )
+from .services.calls import record_undecryptable
 
 ADMIN_CSS = {"all": ["lookout_xero/admin.css"]}
 ADMIN_JS = ["lookout_xero/admin.js"]
@@ -38,6 +44,8 @@ CREDENTIALS_HEADING = "Xero custom connection"
 ENCRYPTED_FIELDS = ("client_id", "client_secret", "access_token", "webhook_key")
 # The same, on a row's connection: lists that show none of them neither load nor decrypt them.
 CONNECTION_CREDENTIALS = tuple(f"connection__{name}" for name in ENCRYPTED_FIELDS)
+# What the connection form posts that an error report must show as stars.
+SECRET_POST_FIELDS = ("client_secret", "webhook_key")
 RUN_BADGES = {
     SyncRun.Status.PENDING: "syncing",
     SyncRun.Status.RUNNING: "syncing",
@@ -169,6 +177,21 @@ class OrganisationColumn:
         return obj.connection.organisation
 
 
+class OrganisationFilter(admin.RelatedFieldListFilter):
+    """Offers the organisations the host's organisation admin shows this person, not all."""
+
+    def field_choices(self, field, request, model_admin):
+        visible = views.visible(request, model_admin.admin_site, field.related_model)
+        return field.get_choices(
+            include_blank=False,
+            ordering=self.field_admin_ordering(field, request, model_admin),
+            limit_choices_to={"pk__in": visible.values("pk")},
+        )
+
+
+BY_ORGANISATION = ("connection__organisation", OrganisationFilter)
+
+
 # --- connections ----------------------------------------------------------------------------
 
 
@@ -232,6 +255,16 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             lx_running=Exists(active_run),
         )
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The page the alert e-mail links to: with a key FERNET_KEYS lacks, its form cannot be
+        # built, so say what is wrong on the list, where the connection shows as Error.
+        try:
+            return super().change_view(request, object_id, form_url, extra_context)
+        except UndecryptableError as exc:
+            record_undecryptable(unquote(object_id), exc)
+            self.message_user(request, str(exc), messages.ERROR)
+            return redirect(f"{self.admin_site.name}:lookout_xero_xeroconnection_changelist")
+
     def get_urls(self):
         return [
             *_admin_urls(
@@ -255,6 +288,14 @@ class XeroConnectionAdmin(admin.ModelAdmin):
                         link_admin.create_for_connection,
                         "credentials_link",
                     ),
+                    "<path:object_id>/use-new-tenant/": (
+                        link_admin.use_new_tenant,
+                        "use_new_tenant",
+                    ),
+                    "<path:object_id>/discard-new-tenant/": (
+                        link_admin.discard_new_tenant,
+                        "discard_new_tenant",
+                    ),
                 },
             ),
             *super().get_urls(),
@@ -265,6 +306,12 @@ class XeroConnectionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         # A connection cannot exist without credentials.
         return super().has_add_permission(request) and views.can_manage_credentials(request.user)
+
+    @method_decorator(sensitive_post_parameters(*SECRET_POST_FIELDS))
+    @method_decorator(sensitive_variables())
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """The add and change pages: an error report shows none of the secrets they handle."""
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_fieldsets(self, request, obj=None):
         if not views.can_manage_credentials(request.user):
@@ -278,18 +325,41 @@ class XeroConnectionAdmin(admin.ModelAdmin):
                     },
                 )
             ]
+        secret, key = "client_secret", "webhook_key"
+        if self._read_only(request, obj):
+            secret, key = "client_secret_set", "webhook_key_set"
         return [
             (None, {"fields": ["organisation"]}),
-            (
-                CREDENTIALS_HEADING,
-                {"fields": ["client_id", "client_secret", "scope", "webhook_key"]},
-            ),
+            (CREDENTIALS_HEADING, {"fields": ["client_id", secret, "scope", key]}),
             ("Sync", {"fields": ["enabled"]}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
         # Moving a connection to another organisation would sync the wrong funders.
+        if self._read_only(request, obj):
+            # Django shows a read-only field's value, here the decrypted secret: show these.
+            return ["organisation", "client_secret_set", "webhook_key_set"]
         return ["organisation"] if obj else []
+
+    def _read_only(self, request, obj) -> bool:
+        return obj is not None and not self.has_change_permission(request, obj)
+
+    @admin.display(description="Client Secret")
+    def client_secret_set(self, obj) -> str:
+        if obj.client_secret_set_at:
+            when = timezone.localtime(obj.client_secret_set_at)
+            return f"set on {formats.date_format(when, 'j M Y, H:i T')}"
+        return "set" if obj.client_secret else "not set"
+
+    @admin.display(description="Webhook key")
+    def webhook_key_set(self, obj) -> str:
+        return "set" if obj.webhook_key else "not set"
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting a connection drops its credentials: the credentials' permission is needed too.
+        return super().has_delete_permission(request, obj) and views.can_manage_credentials(
+            request.user
+        )
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         manager = views.can_manage_credentials(request.user)
@@ -337,6 +407,8 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             ("retry_failed", "retry_failed"),
             ("cancel", "cancel_run"),
             ("credentials_link", "credentials_link"),
+            ("use_new_tenant", "use_new_tenant"),
+            ("discard_new_tenant", "discard_new_tenant"),
         ]:
             urls[key] = reverse(f"{site}:lookout_xero_xeroconnection_{name}", args=[obj.pk])
         urls["conflicts"] += f"?connection={obj.pk}"
@@ -514,7 +586,7 @@ class SyncRunAdmin(OrganisationColumn, ReadOnlyAdmin):
         "created_at",
         "log_rows",
     ]
-    list_filter = [RunKindFilter, "status", "trigger", "connection__organisation"]
+    list_filter = [RunKindFilter, "status", "trigger", BY_ORGANISATION]
     list_select_related = ["connection__organisation"]
     date_hierarchy = "created_at"
     fields = [
@@ -590,8 +662,11 @@ class RunFilter(admin.SimpleListFilter):
     recent = 10
 
     def lookups(self, request, model_admin):
-        all_runs = SyncRun.objects.select_related("connection__organisation").defer(
-            *CONNECTION_CREDENTIALS
+        # The runs the run admin shows this person (a host may limit it to some organisations).
+        all_runs = (
+            views.visible(request, model_admin.admin_site, SyncRun)
+            .select_related("connection__organisation")
+            .defer(*CONNECTION_CREDENTIALS)
         )
         runs = list(all_runs[: self.recent])
         chosen = self.value()
@@ -618,7 +693,7 @@ class SyncLogAdmin(OrganisationColumn, ReadOnlyAdmin):
         "http_status",
         "short_message",
     ]
-    list_filter = ["connection__organisation", "outcome", RunFilter]
+    list_filter = [BY_ORGANISATION, "outcome", RunFilter]
     list_select_related = ["connection__organisation"]
     search_fields = ["funder_name", "funder_email", "xero_contact_id"]
     date_hierarchy = "created_at"
@@ -704,7 +779,7 @@ class XeroAlertAdmin(OrganisationColumn, ReadOnlyAdmin):
         "resolved_at",
         "resolved_notified_at",
     ]
-    list_filter = [AlertStateFilter, "kind", "connection__organisation"]
+    list_filter = [AlertStateFilter, "kind", BY_ORGANISATION]
     list_select_related = ["connection__organisation"]
     date_hierarchy = "opened_at"
     fields = readonly_fields = [
@@ -785,7 +860,7 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
         "drift_summary",
         "short_error",
     ]
-    list_filter = ["state", DriftFilter, "matched_by", "connection__organisation"]
+    list_filter = ["state", DriftFilter, "matched_by", BY_ORGANISATION]
     actions = ["push_profile_now", "restore_in_xero", "stop_syncing"]
     list_select_related = ["funder", "connection__organisation"]
     search_fields = ["xero_contact_id"]
@@ -888,7 +963,7 @@ class XeroLinkInline(LinkColumns, admin.TabularInline):
 
 @admin.action(description="Push to Xero now")
 def push_to_xero(modeladmin, request, queryset):
-    views.push_funders(request, queryset)
+    views.push_funders(request, queryset, admin_site=modeladmin.admin_site)
 
 
 class XeroFunderAdminMixin:

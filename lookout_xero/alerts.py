@@ -6,7 +6,8 @@ allows one open episode per connection and kind, and each e-mail is claimed by a
 UPDATE before it is sent, so several workers checking at once still send it once.
 
 Messages are built from the connection's state words and Xero's own error text, which the client
-keeps free of tokens and secrets; credentials are not even loaded here.
+keeps free of tokens and secrets; credentials are not even loaded for them. (`keys.record_lost_keys`
+tries the stored bytes with FERNET_KEYS and keeps only whether a key opens them.)
 """
 
 from __future__ import annotations
@@ -21,19 +22,23 @@ from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import formats, timezone
 
-from . import conf, status, wording
+from . import conf, keys, status, wording
 from .models import XeroAlert, XeroConnection, XeroContactLink
 
 logger = logging.getLogger(__name__)
 
-# Never loaded (so never decrypted) by the alert check.
-SECRET_FIELDS = ("client_id", "client_secret", "access_token")
+# Never loaded (so never decrypted) by the alert check or `xero_status`: every encrypted field,
+# or a key FERNET_KEYS lacks for one connection would stop the check for every organisation.
+SECRET_FIELDS = ("client_id", "client_secret", "webhook_key", "access_token")
 EXAMPLES = 3  # funders named in a conflicts or failures e-mail
 
 
 def check_alerts(now: datetime | None = None) -> dict[str, int]:
     """Open and close episodes to match the connections' state now; send what is due."""
     now = now or timezone.now()
+    # A lost key is found here, not only when a worker next needs it: an idle organisation's
+    # connection would otherwise look healthy until its first change, days later.
+    keys.record_lost_keys()
     opened, resolved = _update_episodes(now)
     recipients = conf.alert_recipients()
     sent = _deliver(now, recipients) if recipients else 0
@@ -103,7 +108,7 @@ def _send_once(
         return 0  # another worker is sending it
     subject, body = message
     try:
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+        send_mail(one_line(subject), body, settings.DEFAULT_FROM_EMAIL, recipients)
     except Exception:
         logger.exception("Could not send the alert %r; the next check tries again", subject)
         XeroAlert.objects.filter(pk=alert.pk).update(**{field: None})
@@ -119,6 +124,8 @@ def describe(connection: XeroConnection, kind: str) -> str:
     if kind == XeroAlert.Kind.ERROR:
         reason = wording.CONNECTION_ERROR_REASONS.get(connection.error_code, "")
         said = f"Xero said: {connection.error_message}" if connection.error_message else ""
+        if connection.error_code == "undecryptable":
+            said = connection.error_message  # ours, naming the fields; Xero was not asked
         return "\n".join(part for part in (reason, said) if part) or "Xero refused the connection."
     if kind == XeroAlert.Kind.PAUSED:
         return (
@@ -180,6 +187,12 @@ def resolved_message(alert: XeroAlert) -> tuple[str, str]:
         f"Connection page: {connection_url(connection)}",
     ]
     return subject, "\n".join(body)
+
+
+def one_line(subject: str) -> str:
+    """A subject fit for a header: an organisation's name may hold a newline or a tab, and
+    Django refuses such a header (BadHeaderError), which would hold the alert back for good."""
+    return " ".join(subject.split())
 
 
 def connection_url(connection: XeroConnection) -> str:

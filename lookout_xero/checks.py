@@ -103,3 +103,64 @@ def check_keys_open_stored_values(app_configs=None, **kwargs) -> list[checks.Che
             id="lookout_xero.E006",
         )
     ]
+
+
+# Xero's request-size limit for one POST (docs/xero.md, "Contacts": 3.5 MB).
+XERO_REQUEST_LIMIT_BYTES = 3_500_000
+
+
+@checks.register()
+def check_xero_limits(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Sizes Xero itself would not accept: a page over 1,000, a batch over 3.5 MB."""
+    from .client import MAX_PAGE_SIZE
+
+    errors: list[checks.CheckMessage] = []
+    page_size = conf.get("PAGE_SIZE")
+    if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+        errors.append(
+            checks.Error(
+                f"LOOKOUT_XERO['PAGE_SIZE'] must be 1 to {MAX_PAGE_SIZE}, got {page_size!r}: "
+                f"Xero answers at most {MAX_PAGE_SIZE} contacts a page, so a larger page would "
+                "end a full sync's reading early without a word.",
+                id="lookout_xero.E009",
+            )
+        )
+    batch_size = conf.get("BATCH_SIZE")
+    largest = largest_contact_bytes()
+    if isinstance(batch_size, int) and batch_size * largest > XERO_REQUEST_LIMIT_BYTES:
+        errors.append(
+            checks.Error(
+                f"LOOKOUT_XERO['BATCH_SIZE'] = {batch_size} can make a request larger than "
+                f"Xero's 3.5 MB limit: one contact within Xero's field limits can take "
+                f"{largest:,} bytes as JSON, so at most "
+                f"{XERO_REQUEST_LIMIT_BYTES // largest} fit (Xero advises 50).",
+                id="lookout_xero.E010",
+            )
+        )
+    return errors
+
+
+def largest_contact_bytes() -> int:
+    """The JSON size of the largest contact the sync can send: every field Xero limits at its
+    limit, every character escaped as ``\\uXXXX`` (as `requests` encodes non-ASCII), with the
+    four standard phones plus OFFICE and both address types."""
+    import json
+
+    from . import mapping
+
+    def full(limits: dict) -> dict:
+        return {key: "é" * limit for key, limit in limits.items()}
+
+    contact = {
+        **full(mapping.CONTACT_LIMITS),
+        "ContactID": "00000000-0000-0000-0000-000000000000",
+        "ContactStatus": mapping.ARCHIVED,
+        "Phones": [
+            {"PhoneType": kind, **full(mapping.PHONE_LIMITS)}
+            for kind in ("DEFAULT", "DDI", "MOBILE", "FAX", "OFFICE")
+        ],
+        "Addresses": [
+            {"AddressType": kind, **full(mapping.ADDRESS_LIMITS)} for kind in ("POBOX", "STREET")
+        ],
+    }
+    return len(json.dumps(contact).encode()) + 2  # and the comma and space between contacts

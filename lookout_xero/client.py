@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs, quote_plus
+from urllib.parse import parse_qs, urlsplit
 
 import requests
-from oauthlib.oauth2 import BackendApplicationClient
-from requests_oauthlib import OAuth2Session
+from django.views.decorators.debug import sensitive_variables
 
 from . import __version__, conf
 from .exceptions import (
@@ -35,28 +34,26 @@ from .exceptions import (
 logger = logging.getLogger(__name__)
 
 
-class _RedactArguments(logging.Filter):
-    """requests-oauthlib logs token request bodies, headers and tokens at DEBUG: blank them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.msg = str(record.msg).split("%", 1)[0] + "[details redacted by lookout_xero]"
-            record.args = None
-        return True
-
-
-logging.getLogger("requests_oauthlib.oauth2_session").addFilter(_RedactArguments())
-
 USER_AGENT = f"lookout-xero/{__version__}"
 CONTACTS_PATH = "/api.xro/2.0/Contacts"
 CONNECTIONS_PATH = "/connections"
 # Ask for a new token this long before the old one expires (Xero's own SDK uses 60 s).
 TOKEN_EXPIRY_MARGIN = timedelta(seconds=60)
 EXCERPT_LENGTH = 300
-# URL-encoded length of one `where` filter; well under the 2,048 bytes some servers allow.
-MAX_WHERE_LENGTH = 1500
-# ContactIDs per `GET /Contacts?IDs=…`: 50 GUIDs keep the URL under 2,000 bytes.
-IDS_PER_READ = 50
+# Longest URL a GET sends. Real Xero answers 404 (its HTML "cannot be found") once a URL passes
+# about 2,091 characters, i.e. a query string over 2,048 (docs/xero.md, "Reading contacts"):
+# reads by `IDs=` and `where` look-ups are cut by this length, never by a count.
+MAX_URL_LENGTH = 2048
+# Xero's largest pageSize (docs/xero.md): a larger one is answered with 1,000 rows.
+MAX_PAGE_SIZE = 1000
+# What Xero's 429 names in X-Rate-Limit-Problem, as the policy knows them.
+RATE_LIMIT_PROBLEMS = {
+    "minute": "minute",
+    "day": "day",
+    "daily": "day",
+    "concurrent": "concurrent",
+    "appminute": "appminute",
+}
 # The parts of a contact that are its profile (compared with what Lookout sent: drift).
 PROFILE_KEYS = (
     "Name",
@@ -123,6 +120,15 @@ class XeroContact:
 
 
 @dataclass(frozen=True)
+class LookUp:
+    """What a look-up before creating found, and the values Xero refused to look up (400)."""
+
+    contacts: list[XeroContact]
+    # value -> Xero's 400 for it: only the funders with that value fail, never their batch.
+    refused: dict[str, XeroValidationError] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ItemResult:
     """Xero's answer for one element of a batch (summarizeErrors=false)."""
 
@@ -161,38 +167,50 @@ class XeroClient:
 
     # --- token -----------------------------------------------------------------------------
 
+    @sensitive_variables()
     def fetch_token(self) -> Token:
-        """Ask Xero for a new access token (client-credentials grant)."""
-        scope = self.credentials.scope.split() or None
-        oauth = OAuth2Session(
-            client=BackendApplicationClient(client_id=self.credentials.client_id, scope=scope)
-        )
-        oauth.headers["User-Agent"] = USER_AGENT
-        oauth.register_compliance_hook("access_token_response", _raise_for_token_response)
-        if self.token_url.startswith("http://"):
-            # conf only lets plain http through for loopback (the fake Xero); oauthlib refuses
-            # it unless told, and reads this at call time.
-            os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+        """Ask Xero for a new access token (client-credentials grant).
+
+        Posted with requests directly, never following a redirect: a 307 would post the
+        Client Secret again to wherever it points. Plain http is refused here unless the
+        token URL is on loopback (the fake Xero), for this request only; nothing is set
+        for the whole process. Marked sensitive: an error report shows none of its locals,
+        nor those of requests' frames below it, which hold the form with the secret.
+        """
+        _refuse_insecure(self.token_url)
+        form = {"grant_type": "client_credentials"}
+        if self.credentials.scope.split():
+            form["scope"] = " ".join(self.credentials.scope.split())
+        # In the body, as requests-oauthlib's include_client_id=True sent them.
+        form["client_id"] = self.credentials.client_id
+        form["client_secret"] = self.credentials.client_secret
         try:
-            raw = oauth.fetch_token(
-                token_url=self.token_url,
-                client_id=self.credentials.client_id,
-                client_secret=self.credentials.client_secret,
-                include_client_id=True,
+            response = self.session.post(
+                self.token_url,
+                data=form,
+                headers={"Accept": "application/json"},
                 timeout=self.timeout,
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
-            if isinstance(exc, XeroError):
-                raise
             raise _transport_error(exc, "asking Xero for a token") from None
-        except XeroError:
-            raise
-        except Exception as exc:  # oauthlib's parse errors: malformed answer from the token URL
+        _refuse_redirect(response, "Xero's token URL")
+        error = classify_response(response)
+        if error:
+            raise error
+        raw = _json_or_none(response)
+        if isinstance(raw, dict) and raw.get("error"):
+            raise _oauth_error(str(raw["error"]), {"status_code": response.status_code})
+        if not isinstance(raw, dict) or not isinstance(raw.get("access_token"), str):
             raise XeroServerError(
-                f"Xero's token endpoint gave an answer that is not a token ({type(exc).__name__})"
-            ) from None
-        expires_in = int(raw.get("expires_in") or 1800)
-        granted = raw.get("scope") or ""  # oauthlib turns it into a list
+                "Xero's token endpoint gave an answer that is not a token",
+                status_code=response.status_code,
+            )
+        try:
+            expires_in = int(raw.get("expires_in") or 1800)
+        except (TypeError, ValueError):
+            expires_in = 1800
+        granted = raw.get("scope") or ""
         self.token = Token(
             raw["access_token"],
             datetime.now(UTC) + timedelta(seconds=expires_in),
@@ -215,59 +233,126 @@ class XeroClient:
         return [XeroTenant(item.get("tenantId", ""), item.get("tenantName") or "") for item in data]
 
     def list_contacts(
-        self, *, page: int, page_size: int, include_archived: bool = True, where: str = ""
+        self,
+        *,
+        page: int,
+        page_size: int,
+        include_archived: bool = True,
+        where: str = "",
+        search_term: str = "",
     ) -> list[XeroContact]:
-        params: dict[str, str | int] = {"page": page, "pageSize": page_size}
-        if include_archived:
-            params["includeArchived"] = "true"
-        if where:
-            params["where"] = where
-        data = self._request("GET", CONTACTS_PATH, params=params).json()
-        return [_contact(item) for item in data.get("Contacts") or []]
+        return self._read_page(
+            _list_params(page, page_size, include_archived, where=where, search_term=search_term)
+        )[0]
 
     def iter_contacts(
-        self, *, page_size: int, include_archived: bool = True
+        self, *, page_size: int, include_archived: bool = True, search_term: str = ""
     ) -> Iterator[XeroContact]:
-        """Every contact of the organisation, page by page."""
+        """Every contact of the organisation (or of a `searchTerm`), page by page."""
         page = 1
         while True:
-            contacts = self.list_contacts(
-                page=page, page_size=page_size, include_archived=include_archived
-            )
+            params = _list_params(page, page_size, include_archived, search_term=search_term)
+            contacts, page_count = self._read_page(params)
             yield from contacts
-            if len(contacts) < page_size:
+            # Xero's pagination says how many pages there are; without it, a short page ends.
+            done = page >= page_count if page_count is not None else len(contacts) < page_size
+            if done or not contacts:
                 return
             page += 1
 
-    def find_contacts(self, *, numbers=(), emails=(), names=()) -> list[XeroContact]:
+    def _read_page(self, params: dict) -> tuple[list[XeroContact], int | None]:
+        data = self._request("GET", CONTACTS_PATH, params=params).json()
+        pagination = data.get("pagination") if isinstance(data, dict) else None
+        page_count = pagination.get("pageCount") if isinstance(pagination, dict) else None
+        contacts = [_contact(item) for item in data.get("Contacts") or []]
+        return contacts, page_count if isinstance(page_count, int) else None
+
+    def find_contacts(self, *, numbers=(), emails=(), names=()) -> LookUp:
         """Contacts (archived included) whose ContactNumber, e-mail or name is one of these.
 
-        As few GETs as the URL length allows: Xero's limit is not documented, so each `where`
-        stays under a length most web servers accept.
+        Values Xero's `where` can express are OR-ed into as few GETs as the URL length allows.
+        Xero's `where` has no escape for a double quote (docs/xero.md, "Looking a value up"),
+        so any other value is looked up with `searchTerm`, and the exact match is made by the
+        caller (`matching.ContactIndex`). A 400 on a look-up is narrowed down to the values
+        that caused it; they are returned as refused, and the rest are still looked up.
         """
-        clauses = [f"ContactNumber=={_quote(v)}" for v in numbers if v]
-        clauses += [f"EmailAddress=={_quote(v)}" for v in emails if v]
-        clauses += [f"Name=={_quote(v)}" for v in names if v]
+        clauses: list[tuple[str, str]] = []
+        searched: list[str] = []
+        for field_name, values in (
+            ("ContactNumber", numbers),
+            ("EmailAddress", emails),
+            ("Name", names),
+        ):
+            for value in dict.fromkeys(v for v in values if v):
+                if where_can_hold(value):
+                    clauses.append((f'{field_name}=="{value}"', value))
+                else:
+                    searched.append(value)
         found: dict[str, XeroContact] = {}
-        for where in _joined_within(clauses, " || ", MAX_WHERE_LENGTH):
-            for contact in self.list_contacts(page=1, page_size=1000, where=where):
-                found[contact.contact_id] = contact
-        return list(found.values())
+        refused: dict[str, XeroValidationError] = {}
+        for group in self._cut_where(clauses):
+            self._look_up_where(group, found, searched)
+        for value in dict.fromkeys(searched):
+            try:
+                for contact in self.iter_contacts(page_size=MAX_PAGE_SIZE, search_term=value):
+                    found[contact.contact_id] = contact
+            except XeroValidationError as exc:
+                refused[value] = exc
+        return LookUp(list(found.values()), refused)
+
+    def _look_up_where(self, group: list[tuple[str, str]], found: dict, searched: list) -> None:
+        """One `where` GET for these clauses; on a 400, halves, down to the clause Xero refused
+        (whose value is then looked up with `searchTerm` instead)."""
+        where = " || ".join(clause for clause, _ in group)
+        try:
+            contacts = self.list_contacts(page=1, page_size=MAX_PAGE_SIZE, where=where)
+        except XeroValidationError:
+            if len(group) == 1:
+                searched.append(group[0][1])
+                return
+            middle = len(group) // 2
+            self._look_up_where(group[:middle], found, searched)
+            self._look_up_where(group[middle:], found, searched)
+            return
+        for contact in contacts:
+            found[contact.contact_id] = contact
+
+    def _cut_where(self, clauses: list[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+        """Clauses in groups whose OR-ed `where` keeps each GET's URL within MAX_URL_LENGTH."""
+
+        def fits(group):
+            where = " || ".join(clause for clause, _ in group)
+            return self._url_fits(_list_params(1, MAX_PAGE_SIZE, True, where=where))
+
+        yield from _cut(clauses, fits)
 
     def get_contacts_by_ids(self, contact_ids) -> list[XeroContact]:
-        """These contacts, archived and merged ones included: one paged GET per 50 ids.
+        """These contacts, archived and merged ones included, in as few paged GETs as fit.
 
         Paged (``page=1``) because only paged reads carry ``MergedToContactID``; archived
         contacts are asked for explicitly, as Xero does not document that ``IDs`` finds them.
+        The ids are cut by URL length (Xero's limit), and a 404 on a read of several ids (what
+        Xero answers to a URL it finds too long) reads them again in halves.
         """
         ids = list(dict.fromkeys(i for i in contact_ids if i))
         found: list[XeroContact] = []
-        for start in range(0, len(ids), IDS_PER_READ):
-            chunk = ids[start : start + IDS_PER_READ]
-            params = {"IDs": ",".join(chunk), "page": 1, "includeArchived": "true"}
-            data = self._request("GET", CONTACTS_PATH, params=params).json()
-            found += [_contact(item) for item in data.get("Contacts") or []]
+        for chunk in _cut(ids, lambda chunk: self._url_fits(_ids_params(chunk))):
+            found += self._read_ids(chunk)
         return found
+
+    def _read_ids(self, chunk: list[str]) -> list[XeroContact]:
+        try:
+            data = self._request("GET", CONTACTS_PATH, params=_ids_params(chunk)).json()
+        except XeroNotFoundError:
+            if len(chunk) == 1:
+                raise
+            middle = len(chunk) // 2
+            return self._read_ids(chunk[:middle]) + self._read_ids(chunk[middle:])
+        return [_contact(item) for item in data.get("Contacts") or []]
+
+    def _url_fits(self, params: dict) -> bool:
+        url = requests.Request("GET", self.api_url + CONTACTS_PATH, params=params).prepare().url
+        return len(url) <= MAX_URL_LENGTH
 
     def save_contacts(self, payloads: list[dict], *, idempotency_key: str) -> list[ItemResult]:
         """POST /Contacts?summarizeErrors=false: create or update up to a batch of contacts.
@@ -281,14 +366,17 @@ class XeroClient:
             json={"Contacts": payloads},
             headers={"Idempotency-Key": idempotency_key},
         )
-        items = response.json().get("Contacts") or []
+        data = response.json()
+        items = data.get("Contacts") or []
         if len(items) != len(payloads):
             raise XeroServerError(
                 f"Xero answered {len(items)} contacts for a batch of {len(payloads)}",
                 status_code=response.status_code,
                 correlation_id=_correlation_id(response),
             )
-        return [_item_result(item) for item in items]
+        # Warnings at the top level concern the whole request: each contact's log row shows them.
+        batch_warnings = _words_of(data, "Warnings")
+        return [_item_result(item, batch_warnings) for item in items]
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
@@ -298,14 +386,21 @@ class XeroClient:
             headers["Authorization"] = self._bearer()
             try:
                 response = self.session.request(
-                    method, self.api_url + path, headers=headers, timeout=self.timeout, **kwargs
+                    method,
+                    self.api_url + path,
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    **kwargs,
                 )
             except requests.RequestException as exc:
                 raise _transport_error(exc, f"calling Xero ({method} {path})") from None
+            _refuse_redirect(response, f"Xero ({method} {path})")
             if path != CONNECTIONS_PATH:
                 self._remember_limits(response)
-            if response.status_code == 401 and attempt == 1:
+            if response.status_code == 401 and attempt == 1 and not _lacks_scope(response):
                 # The shared token may have been revoked or expired early: one new token, once.
+                # (A token that lacks the scope would lack it again: no new token for that.)
                 logger.info("Xero answered 401; fetching a new token and retrying once")
                 self.token = None
                 continue
@@ -343,9 +438,11 @@ def classify_response(response: requests.Response) -> XeroError | None:
     }
     body = _json_or_none(response)
     if status == 429:
-        limit = (response.headers.get("X-Rate-Limit-Problem") or "unknown").strip().lower()
+        limit, said = _rate_limit(response)
         return XeroRateLimitError(
-            f"Xero's {limit} rate limit was reached",
+            f"Xero's {limit} rate limit was reached{said}"
+            if limit != "unknown"
+            else f"Xero refused the call as one too many (429){said}",
             retry_after=_retry_after(response),
             limit=limit,
             **context,
@@ -355,25 +452,38 @@ def classify_response(response: requests.Response) -> XeroError | None:
     if status == 400:
         if isinstance(body, dict):
             elements = body.get("Elements") or []
-            messages = [m for element in elements for m in _messages(element)]
+            messages = _unique(m for element in elements for m in _words_of(element))
             message = "; ".join(messages) or body.get("Message") or "Xero refused the request"
-            return XeroValidationError(message, **context)
-        return XeroValidationError(_excerpt(response) or "Xero refused the request", **context)
+            return XeroValidationError(message, code=str(body.get("Type") or ""), **context)
+        return XeroValidationError(_words(response) or "Xero refused the request", **context)
     if status == 401:
         if isinstance(body, dict) and "error" in body:
             return _oauth_error(str(body.get("error")), context)
-        detail = body.get("Detail") if isinstance(body, dict) else ""
+        if _lacks_scope(response):
+            return XeroScopeError(
+                "Xero accepted the token but refused the call (AuthorizationUnsuccessful): the "
+                "custom connection does not allow contacts. Add the accounting.contacts scope "
+                "to it in the customer's Xero developer portal",
+                code="missing_scope",
+                **context,
+            )
+        detail = _detail(body)
         return XeroAuthError(
             f"Xero did not accept the access token. {detail or ''}".strip(), **context
         )
     if status == 403:
+        detail = _detail(body)
         return XeroForbiddenError(
             "Xero refused access: the custom connection may have been revoked, the organisation "
-            "disconnected, or the scope does not cover contacts",
+            "disconnected, or the scope does not cover contacts"
+            + (f" ({detail})" if detail else ""),
             **context,
         )
     if status == 404:
-        return XeroNotFoundError("Xero could not find that resource", **context)
+        said = _words(response)
+        return XeroNotFoundError(
+            "Xero could not find that resource" + (f": “{said}”" if said else ""), **context
+        )
     if status == 503 and "oauth_problem=rate" in response.text.replace("%20", " ").replace(
         "+", " "
     ):
@@ -385,16 +495,37 @@ def classify_response(response: requests.Response) -> XeroError | None:
             **context,
         )
     if status >= 500:
-        return XeroServerError(f"Xero is unavailable or failed ({status})", **context)
+        # Outages ("The Organisation is Offline", maintenance) come as plain text: the team
+        # reads Xero's own words.
+        said = _words(response)
+        return XeroServerError(
+            f"Xero is unavailable or failed ({status})" + (f": “{said}”" if said else ""),
+            **context,
+        )
     return XeroError(f"Xero answered HTTP {status}", **context)
 
 
-def _raise_for_token_response(response: requests.Response) -> requests.Response:
-    """requests-oauthlib hook: classify a failed token answer before oauthlib parses it."""
-    error = classify_response(response)
-    if error:
-        raise error
-    return response
+def _refuse_redirect(response: requests.Response, who: str) -> None:
+    """Lookout never follows a redirect: it would carry the secret or token elsewhere."""
+    if 300 <= response.status_code < 400:
+        raise XeroError(
+            f"{who} answered with a redirect (HTTP {response.status_code}); lookout_xero follows "
+            "no redirects, so nothing was sent on. Check TOKEN_URL and API_URL",
+            status_code=response.status_code,
+            correlation_id=_correlation_id(response),
+        )
+
+
+def _refuse_insecure(url: str) -> None:
+    """Credentials go over https, or plain http to this machine (the fake Xero) only."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (
+        parts.scheme == "http" and parts.hostname in conf.LOOPBACK_HOSTS
+    ):
+        return
+    raise XeroError(
+        "The token URL must be https:// (plain http:// only on loopback); no credentials were sent"
+    )
 
 
 def _oauth_error(code: str, context: dict) -> XeroError:
@@ -448,10 +579,88 @@ def _excerpt(response: requests.Response) -> str:
     return " ".join(text.split())[:EXCERPT_LENGTH]
 
 
-def _messages(item: dict) -> list[str]:
-    return [
-        str(e.get("Message", "")) for e in item.get("ValidationErrors") or [] if e.get("Message")
-    ]
+def _words_of(item: dict, key: str = "ValidationErrors") -> list[str]:
+    """Xero's words under `key` of an element and of its addresses, phones and payment terms.
+
+    An entry says it in `Message` or in `Description` (Xero's docs show both).
+    """
+    words = [_entry_words(entry) for entry in _entries(item, key)]
+    return _unique(word for word in words if word)
+
+
+def _entries(item, key: str) -> list:
+    """Every entry under `key` in the element and the parts Xero nests errors in."""
+    if not isinstance(item, dict):
+        return []
+    found = [entry for entry in item.get(key) or [] if isinstance(entry, dict)]
+    for part in ("Addresses", "Phones", "ContactPersons"):
+        for nested in item.get(part) or []:
+            found += _entries(nested, key)
+    terms = item.get("PaymentTerms")
+    if isinstance(terms, dict):
+        for nested in terms.values():
+            found += _entries(nested, key)
+    return found
+
+
+def _entry_words(entry: dict) -> str:
+    return " ".join(str(entry.get("Message") or entry.get("Description") or "").split())
+
+
+def _unique(words) -> list[str]:
+    return list(dict.fromkeys(words))
+
+
+def _detail(body) -> str:
+    """The `Detail` of Xero's problem JSON (PascalCase live, camelCase in its docs)."""
+    if not isinstance(body, dict):
+        return ""
+    return str(body.get("Detail") or body.get("detail") or "")
+
+
+def _lacks_scope(response: requests.Response) -> bool:
+    """401 AuthorizationUnsuccessful: the token works but may not do this (docs/xero.md)."""
+    return (
+        response.status_code == 401
+        and _detail(_json_or_none(response)).strip() == "AuthorizationUnsuccessful"
+    )
+
+
+def _rate_limit(response: requests.Response) -> tuple[str, str]:
+    """Which limit a 429 is about, and what Xero said of it for the message.
+
+    X-Rate-Limit-Problem when it names a limit the policy knows; otherwise the X-*-Remaining
+    header that reached 0, as Xero's Java SDK reads them (day first: when the day is used up,
+    waiting a minute helps nothing).
+    """
+    said = (response.headers.get("X-Rate-Limit-Problem") or "").strip()
+    limit = RATE_LIMIT_PROBLEMS.get(said.lower(), "")
+    if not limit:
+        for header, name in (
+            ("X-DayLimit-Remaining", "day"),
+            ("X-MinLimit-Remaining", "minute"),
+            ("X-AppMinLimit-Remaining", "appminute"),
+        ):
+            try:
+                if int(response.headers[header]) <= 0:
+                    limit = name
+                    break
+            except (KeyError, ValueError):
+                continue
+    note = f" (X-Rate-Limit-Problem: {said})" if said and said.lower() != limit else ""
+    return limit or "unknown", note
+
+
+def _words(response: requests.Response) -> str:
+    """A short, plain rendering of what a non-JSON (or problem JSON) answer says."""
+    body = _json_or_none(response)
+    if isinstance(body, dict):
+        text = str(body.get("Message") or _detail(body) or body.get("title") or "")
+    elif "form-urlencoded" in response.headers.get("Content-Type", ""):
+        return ""
+    else:
+        text = re.sub(r"<[^>]*>", " ", response.text or "")
+    return " ".join(text.split())[:200]
 
 
 def _contact(item: dict) -> XeroContact:
@@ -475,32 +684,53 @@ def _merged_to(value) -> str:
     return "" if value == NO_GUID else value
 
 
-def _item_result(item: dict) -> ItemResult:
-    messages = _messages(item)
-    ok = item.get("StatusAttributeString", "OK").upper() != "ERROR" and not messages
+def _item_result(item: dict, batch_warnings: list[str] = ()) -> ItemResult:
+    messages = _words_of(item)
+    failed = item.get("StatusAttributeString", "OK").upper() == "ERROR" or bool(
+        _entries(item, "ValidationErrors")
+    )
     return ItemResult(
-        ok=ok,
-        contact_id=item.get("ContactID") or "",
+        ok=not failed,
+        contact_id=_merged_to(item.get("ContactID")),  # an all-zero GUID is no contact
         status=item.get("ContactStatus") or "",
         messages=messages,
-        warnings=[str(w.get("Message", "")) for w in item.get("Warnings") or []],
+        warnings=_unique([*_words_of(item, "Warnings"), *batch_warnings]),
     )
 
 
-def _joined_within(parts: list[str], separator: str, limit: int) -> Iterator[str]:
-    """Join parts into as few strings as keep each one's URL-encoded length within limit."""
-    current: list[str] = []
-    for part in parts:
-        candidate = separator.join([*current, part])
-        if current and len(quote_plus(candidate)) > limit:
-            yield separator.join(current)
-            current = [part]
+def where_can_hold(value: str) -> bool:
+    """True if `value` can be put in Xero's `where` as a string literal.
+
+    Xero's `where` has no escape: a double quote ends the literal whatever precedes it (a
+    backslash-escaped one answers 400 "Syntax error"), and a backslash is not an escape either,
+    so neither may appear; nor may control characters (line breaks, tabs).
+    """
+    return value.isprintable() and '"' not in value and "\\" not in value
+
+
+def _list_params(page, page_size, include_archived, *, where="", search_term="") -> dict:
+    params: dict[str, str | int] = {"page": page, "pageSize": page_size}
+    if include_archived:
+        params["includeArchived"] = "true"
+    if where:
+        params["where"] = where
+    if search_term:
+        params["searchTerm"] = search_term
+    return params
+
+
+def _ids_params(ids: list[str]) -> dict:
+    return {"IDs": ",".join(ids), "page": 1, "includeArchived": "true"}
+
+
+def _cut(items: list, fits: Callable[[list], bool]) -> Iterator[list]:
+    """Items in consecutive groups, each as long as `fits` allows (at least one item)."""
+    current: list = []
+    for item in items:
+        if current and not fits([*current, item]):
+            yield current
+            current = [item]
         else:
-            current.append(part)
+            current.append(item)
     if current:
-        yield separator.join(current)
-
-
-def _quote(value: str) -> str:
-    """A string literal for Xero's `where` filter."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        yield current

@@ -54,6 +54,9 @@ DEFAULTS: dict[str, Any] = {
     "LINK_HOURS": 72,
     # Refused submissions before a credentials link stops accepting more.
     "LINK_MAX_TRIES": 10,
+    # Seconds a web request waits for each answer when it checks credentials with Xero (the
+    # customer's page, Test connection): a slow Xero must not hold a web worker for long.
+    "CHECK_TIMEOUT": 5,
 }
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}

@@ -4,7 +4,10 @@ A link's URL carries a random secret, signed together with its expiry (Django si
 own salt), so a tampered or expired link is refused before the database is asked. The database
 keeps only a SHA-256 of the secret. One open link per organisation: a new one revokes the old.
 Submitting checks the credentials with Xero at once; accepted ones are stored encrypted on the
-organisation's connection (created disabled when there is none), and the link is spent.
+organisation's connection (created disabled when there is none), and the link is spent. Ones
+that reach another Xero organisation, or carry another Client ID, than the connection synced
+with wait, encrypted, for a person to confirm them on the connection's page: a link can be
+forwarded, and nothing may send an organisation's members to a stranger's Xero.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from django.utils import formats, timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import audit, conf, services
-from .models import XeroConnection, XeroCredentialsLink
+from .models import XeroConnection, XeroCredentialsLink, XeroPendingCredentials
 from .services import CredentialCheck
 
 SALT = "lookout_xero.credentials_link"
@@ -144,31 +147,66 @@ class Submission:
     tenant_name: str = ""
     scopes: tuple[str, ...] = ()
     gone: bool = False  # the link died meanwhile (another tab, a new link)
+    locked: bool = False  # LINK_MAX_TRIES reached (by this or a parallel submission)
+    # Accepted by Xero, but for another Xero organisation or Client ID than the connection
+    # synced with: kept until the Lookout team confirms.
+    waiting: bool = False
+    sync_on: bool = False  # applied to an enabled connection: syncing carries on with them
 
     @property
     def extra_scopes(self) -> list[str]:
         return [s for s in self.scopes if s != NEEDED_SCOPE]
 
 
+def _reserve_try(link: XeroCredentialsLink) -> bool:
+    """Take one of the link's tries, in one conditional UPDATE, before Xero is asked.
+
+    Parallel submissions each take their own, so together they never ask Xero more than
+    LINK_MAX_TRIES times; an accepted submission gives its try back (`tries` counts refusals).
+    """
+    return bool(
+        XeroCredentialsLink.objects.filter(
+            pk=link.pk,
+            used_at__isnull=True,
+            revoked_at__isnull=True,
+            tries__lt=int(conf.get("LINK_MAX_TRIES")),
+        ).update(tries=F("tries") + 1)
+    )
+
+
 @sensitive_variables("client_secret", "webhook_key")
 def submit(
     link: XeroCredentialsLink, *, client_id: str, client_secret: str, webhook_key: str = ""
 ) -> Submission:
-    """Check the customer's credentials with Xero; store them and spend the link if accepted."""
+    """Check the customer's credentials with Xero; store them and spend the link if accepted.
+
+    Credentials that reach the Xero organisation the connection synced with, with its Client
+    ID (a rotated secret), replace the old ones at once. Others wait for a person
+    (`XeroPendingCredentials`): whoever holds a link is not necessarily the customer.
+    """
     client_id, client_secret, webhook_key = (
         client_id.strip(),
         client_secret.strip(),
         webhook_key.strip(),
     )
-    existing = XeroConnection.objects.filter(organisation_id=link.organisation_id).first()
-    scope = existing.scope if existing else conf.get("DEFAULT_SCOPE")
+    if not _reserve_try(link):
+        fresh = XeroCredentialsLink.objects.filter(pk=link.pk).values("used_at", "revoked_at")
+        state = fresh.first() or {}
+        if state.get("used_at") or state.get("revoked_at") or not state:
+            return Submission(False, gone=True)
+        return Submission(False, locked=True)
+    scope = (
+        XeroConnection.objects.filter(organisation_id=link.organisation_id)
+        .values_list("scope", flat=True)
+        .first()
+    )
+    scope = conf.get("DEFAULT_SCOPE") if scope is None else scope
     result = check(client_id, client_secret, scope)
     if not result.ok and result.scope_refused:
         # The customer cannot fix our scope: connections made since April 2026 take none.
         scope = ""
         result = check(client_id, client_secret, scope)
     if not result.ok:
-        XeroCredentialsLink.objects.filter(pk=link.pk).update(tries=F("tries") + 1)
         # The check's words are written for the Lookout team; this reader is the customer.
         message = result.message.replace("the customer's ", "your ")
         return Submission(False, _redacted(message, client_id, client_secret, webhook_key))
@@ -176,24 +214,63 @@ def submit(
         now = timezone.now()
         spent = XeroCredentialsLink.objects.filter(
             pk=link.pk, used_at__isnull=True, revoked_at__isnull=True
-        ).update(used_at=now, xero_tenant_name=result.tenant_name[:255])
+        ).update(used_at=now, xero_tenant_name=result.tenant_name[:255], tries=F("tries") - 1)
         if not spent:
             return Submission(False, gone=True)
-        connection = existing or XeroConnection(organisation_id=link.organisation_id)
+        # Read again, locked, after the (slow) check: what the team changed meanwhile, such
+        # as switching the sync off, stays as they left it. Only credential fields are written.
+        connection = (
+            XeroConnection.objects.select_for_update()
+            .filter(organisation_id=link.organisation_id)
+            .first()
+        )
+        if connection is not None and _needs_a_person(connection, client_id, result):
+            XeroPendingCredentials.objects.update_or_create(
+                connection=connection,
+                defaults={
+                    "link": link,
+                    "client_id": client_id,
+                    "client_secret": client_secret,
+                    "webhook_key": webhook_key,
+                    "scope": scope,
+                    "granted_scopes": " ".join(result.scopes),
+                    "xero_tenant_id": result.tenant_id,
+                    "xero_tenant_name": result.tenant_name[:255],
+                    "received_at": now,
+                },
+            )
+            return Submission(
+                True, tenant_name=result.tenant_name, scopes=result.scopes, waiting=True
+            )
+        if connection is None:
+            connection = XeroConnection(organisation_id=link.organisation_id)
         connection.client_id, connection.client_secret = client_id, client_secret
         connection.scope = scope
+        fields = ["client_id", "client_secret", "scope"]
         if webhook_key:
             connection.webhook_key = webhook_key
-        # Never touches `enabled` (a new connection starts disabled), nor, on one that exists,
-        # the sync's fields read before the check above called Xero.
-        given = ["client_id", "client_secret", "scope"] + (["webhook_key"] if webhook_key else [])
-        connection.save(update_fields=given if existing else None)
+            fields.append("webhook_key")
+        if connection.pk:
+            connection.save(update_fields=fields)  # never `enabled`: see above
+        else:
+            connection.save()  # a new connection starts disabled
         XeroConnection.objects.filter(pk=connection.pk).update(
             credentials_received_at=now,
             granted_scopes=" ".join(result.scopes),
             xero_tenant_name=result.tenant_name[:255],
         )
-    return Submission(True, tenant_name=result.tenant_name, scopes=result.scopes)
+    return Submission(
+        True, tenant_name=result.tenant_name, scopes=result.scopes, sync_on=connection.enabled
+    )
+
+
+def _needs_a_person(connection: XeroConnection, client_id: str, result: CredentialCheck) -> bool:
+    """Another Xero organisation, or another Client ID, than a connection that has synced."""
+    if not connection.xero_tenant_id:
+        return False  # never synced: nothing to protect yet
+    if result.tenant_id.lower() != connection.xero_tenant_id.lower():
+        return True
+    return client_id != connection.client_id
 
 
 def _redacted(message: str, *typed: str) -> str:

@@ -7,16 +7,30 @@ One exception, on purpose: a page that carries the form says ``Referrer-Policy: 
 Under ``no-referrer`` a browser posts the form with ``Origin: null`` and no Referer, and
 Django's CSRF check on https then refuses every submission. ``same-origin`` sends the Referer
 only back to this site, which already knows the link; other sites still get nothing.
+
+The link's token leaves the address bar at once, as in Django's own password reset
+(`PasswordResetConfirmView`): opening the link puts the token in the session and redirects to
+an address without it, so access logs, 4xx log lines and the browser's history show it once
+at most. Each browser that opens the link gets its own session, so the same link still works
+on another device while it is unspent.
+
+These pages carry their own framing and content policies (`X-Frame-Options: DENY`, a
+``Content-Security-Policy`` with ``frame-ancestors 'none'``, no script at all and this
+response's nonce for the one inline stylesheet), whatever the host's middleware would add:
+Django's middlewares leave a header a view has set alone.
 """
 
 from __future__ import annotations
 
+import secrets
 from functools import wraps
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponseForbidden, HttpResponsePermanentRedirect
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.crypto import salted_hmac
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods
@@ -29,6 +43,14 @@ PRIVATE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Robots-Tag": "noindex, nofollow",
 }
+# Nothing may frame these pages, run a script, or load anything but this response's own style.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+# Where the session keeps the tokens of the links this browser opened, by their page's handle.
+SESSION_KEY = "lookout_xero.credentials_links"
+LINKS_PER_SESSION = 5
 
 
 class CredentialsForm(forms.Form):
@@ -47,12 +69,18 @@ def private_page(view):
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
+        request.lx_style_nonce = secrets.token_urlsafe(16)
         if not settings.DEBUG and not request.is_secure():
             response = _https_only(request)
         else:
             response = protected(request, *args, **kwargs)
         for name, value in PRIVATE_HEADERS.items():
             response.headers.setdefault(name, value)
+        # Set, not defaulted: a host that allows framing or scripts elsewhere does not here.
+        response["X-Frame-Options"] = "DENY"
+        response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.format(
+            nonce=request.lx_style_nonce
+        )
         return response
 
     return csrf_exempt(wrapper)
@@ -64,15 +92,19 @@ def _https_only(request):
     return HttpResponseForbidden("This page works over https only.", content_type="text/plain")
 
 
+def _render(request, template: str, context: dict, status: int = 200):
+    context = {**context, "style_nonce": request.lx_style_nonce}
+    return render(request, f"lookout_xero/customer/{template}", context, status=status)
+
+
 def _form_page(request, context, status: int = 200):
-    response = render(request, "lookout_xero/customer/form.html", context, status=status)
+    response = _render(request, "form.html", context, status=status)
     response["Referrer-Policy"] = "same-origin"  # see the module's docstring
     return response
 
 
 def _message(request, status: int, title: str, text: str):
-    context = {"title": title, "text": text}
-    return render(request, "lookout_xero/customer/message.html", context, status=status)
+    return _render(request, "message.html", {"title": title, "text": text}, status=status)
 
 
 def _not_found(request):
@@ -95,18 +127,70 @@ def _locked(request):
     )
 
 
+def _handle(token: str) -> str:
+    """The token-free address's part for one link: names it in this session, opens nothing."""
+    return salted_hmac("lookout_xero.credentials_page", token).hexdigest()[:32]
+
+
+def _remember(request, token: str) -> str:
+    if not hasattr(request, "session"):
+        raise ImproperlyConfigured(
+            "The customer's credentials page keeps the link's token in the session: add "
+            "django.contrib.sessions.middleware.SessionMiddleware to MIDDLEWARE."
+        )
+    handle = _handle(token)
+    links = dict(request.session.get(SESSION_KEY) or {})
+    links.pop(handle, None)
+    links[handle] = token
+    request.session[SESSION_KEY] = dict(list(links.items())[-LINKS_PER_SESSION:])
+    return handle
+
+
+def _forget(request, handle: str) -> None:
+    links = dict(request.session.get(SESSION_KEY) or {})
+    if links.pop(handle, None) is not None:
+        request.session[SESSION_KEY] = links
+
+
 @private_page
 @require_http_methods(["GET", "POST"])
-@sensitive_variables("form")
+@sensitive_variables()  # every local: the form, the result, the link, the token
 def credentials_page(request, token):
+    """The link as sent. Opening it moves the token into the session and away from the URL.
+
+    A POST is still answered here: a page opened before the token left the URL posts back to
+    it, and answering costs nothing the token did not already give.
+    """
     link = credentials.find_link(token)
     if link is None:
         return _not_found(request)
     if credentials.is_locked(link):
         return _locked(request)
+    if request.method == "POST":
+        return _the_form(request, link, handle=None)
+    credentials.mark_opened(link)
+    return redirect("lookout_xero:credentials_form", _remember(request, token))
+
+
+@private_page
+@require_http_methods(["GET", "POST"])
+@sensitive_variables("form", "token")
+def credentials_form(request, handle):
+    """The form, at an address without the token: the session says which link it is."""
+    token = (getattr(request, "session", {}).get(SESSION_KEY) or {}).get(handle)
+    link = credentials.find_link(token) if token else None
+    if link is None:
+        _forget(request, handle)
+        return _not_found(request)
+    if credentials.is_locked(link):
+        return _locked(request)
+    return _the_form(request, link, handle=handle)
+
+
+@sensitive_variables("form", "result")
+def _the_form(request, link, *, handle: str | None):
     context = {"organisation": link.organisation, "form": CredentialsForm(), "reason": ""}
-    if request.method == "GET":
-        credentials.mark_opened(link)
+    if request.method != "POST":
         return _form_page(request, context)
     form = CredentialsForm(request.POST)
     if not form.is_valid():
@@ -117,10 +201,16 @@ def credentials_page(request, token):
         return _form_page(request, context, status=400)
     result = credentials.submit(link, **form.cleaned_data)
     if result.gone:
+        if handle:
+            _forget(request, handle)
         return _not_found(request)
+    if result.locked:
+        return _locked(request)
     if result.accepted:
+        if handle:
+            _forget(request, handle)  # spent: the session need not keep it
         context.update(result=result, needed_scope=credentials.NEEDED_SCOPE)
-        return render(request, "lookout_xero/customer/done.html", context)
+        return _render(request, "done.html", context)
     link.refresh_from_db(fields=["tries"])
     if credentials.is_locked(link):
         return _locked(request)

@@ -80,3 +80,11 @@ class XeroRateLimitError(XeroError, requests.HTTPError):
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
         self.limit = limit
+
+
+class XeroTenantChangedError(XeroError):
+    """The credentials reach another Xero organisation than the connection synced with.
+
+    Not an answer of Xero's but what the sync makes of one: following silently would write the
+    organisation's members into someone else's books, so a person must confirm first.
+    """

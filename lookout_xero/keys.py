@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from cryptography.fernet import Fernet, InvalidToken
 from django.apps import apps
 from django.db import connections, router, transaction
+from django.db.models import BinaryField, ExpressionWrapper, F, QuerySet
 from fernet_fields import EncryptedField
 
 BATCH_SIZE = 200
@@ -22,7 +23,7 @@ def encrypted_columns() -> list[tuple[type, list]]:
     """Every lookout_xero model with encrypted fields, and those fields."""
     found = []
     for model in apps.get_app_config("lookout_xero").get_models():
-        fields = [f for f in model._meta.concrete_fields if isinstance(f, EncryptedField)]
+        fields = _encrypted_fields(model)
         if fields:
             found.append((model, fields))
     return found
@@ -120,6 +121,58 @@ def _rotate_row(model, pk, values, using, report, dry_run) -> int:
         with conn.cursor() as cursor:
             cursor.execute(sql, [new, pk, conn.Database.Binary(value)])
     return rewritten
+
+
+STORED_PREFIX = "lx_stored_"
+
+
+def with_stored_bytes(queryset: QuerySet) -> QuerySet:
+    """Annotate each encrypted field's stored bytes (`lx_stored_<name>`), read past decryption.
+
+    Typed as plain bytes, so loading a row never decrypts anything (`cannot_open` does that,
+    and only says whether it could): a read path can learn that a key is lost without failing.
+    """
+    fields = _encrypted_fields(queryset.model)
+    return queryset.annotate(
+        **{
+            f"{STORED_PREFIX}{f.name}": ExpressionWrapper(F(f.name), output_field=BinaryField())
+            for f in fields
+        }
+    )
+
+
+def cannot_open(instance) -> list[str]:
+    """The labels of the fields (annotated by `with_stored_bytes`) no key in FERNET_KEYS opens."""
+    labels = []
+    for f in _encrypted_fields(type(instance)):
+        value = getattr(instance, f"{STORED_PREFIX}{f.name}", None)
+        if value is not None and not _any_key_opens(f, bytes(value)):
+            labels.append(str(f.verbose_name))
+    return labels
+
+
+def record_lost_keys() -> int:
+    """Put each connection with a value no key opens in error, as a worker meeting it would.
+
+    One query over the connections not already marked; returns how many were marked now.
+    """
+    from .fields import UndecryptableError
+    from .models import XeroConnection
+    from .services.calls import record_undecryptable
+
+    marked = 0
+    unmarked = XeroConnection.objects.exclude(error_code="undecryptable").only("pk")
+    for connection in with_stored_bytes(unmarked):
+        labels = cannot_open(connection)
+        if labels:
+            label = f"{XeroConnection._meta.verbose_name.capitalize()}'s {', '.join(labels)}"
+            record_undecryptable(connection.pk, UndecryptableError(label))
+            marked += 1
+    return marked
+
+
+def _encrypted_fields(model) -> list:
+    return [f for f in model._meta.concrete_fields if isinstance(f, EncryptedField)]
 
 
 def undecryptable_sample(limit: int = 20) -> list[str]:

@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.utils import formats, timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import audit, conf, credentials, views
+from . import audit, conf, credentials, services, views
 from .models import XeroConnection
 
 
@@ -44,9 +44,17 @@ def create_for_connection(request, model_admin, object_id):
 class OrganisationForm(forms.Form):
     organisation = forms.ModelChoiceField(queryset=None)
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, organisations, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["organisation"].queryset = conf.organisation_model().objects.all()
+        self.fields["organisation"].queryset = organisations
+
+
+def organisations_for(request, model_admin):
+    """Organisations this person may make a link for: those the host's organisation admin
+    shows them, less any whose connection the connection admin hides from them."""
+    organisations = views.visible(request, model_admin.admin_site, conf.organisation_model())
+    hidden = XeroConnection.objects.exclude(pk__in=model_admin.get_queryset(request).values("pk"))
+    return organisations.exclude(pk__in=hidden.values("organisation_id"))
 
 
 @require_http_methods(["GET", "POST"])
@@ -54,7 +62,9 @@ def create_for_organisation(request, model_admin):
     """Pick an organisation (with or without a connection) and make its link."""
     if not views.can_manage_credentials(request.user):
         raise PermissionDenied
-    form = OrganisationForm(request.POST or None)
+    form = OrganisationForm(
+        request.POST or None, organisations=organisations_for(request, model_admin)
+    )
     if request.method == "POST" and form.is_valid():
         organisation = form.cleaned_data["organisation"]
         make_link(request, organisation)
@@ -72,6 +82,40 @@ def create_for_organisation(request, model_admin):
     return TemplateResponse(request, "lookout_xero/admin/credentials_link.html", context)
 
 
+@require_POST
+def use_new_tenant(request, model_admin, object_id):
+    """*Use the new Xero organisation*: the connection follows it (and takes the link's
+    credentials, when those are what waited)."""
+    return _decide(request, model_admin, object_id, services.use_new_tenant)
+
+
+@require_POST
+def discard_new_tenant(request, model_admin, object_id):
+    """*Discard*: the connection keeps the Xero organisation it synced with."""
+    return _decide(request, model_admin, object_id, services.discard_new_tenant)
+
+
+def _decide(request, model_admin, object_id, decision):
+    if not views.can_manage_credentials(request.user):
+        raise PermissionDenied
+    # Through the model admin's queryset: a host that limits staff to some organisations
+    # keeps them limited here too.
+    connection = views._connection_or_404(request, model_admin, object_id)
+    tenant_id = request.POST.get("tenant", "")
+    if decision(connection.pk, tenant_id=tenant_id, user=request.user):
+        if decision is services.use_new_tenant:
+            messages.success(request, "The connection now uses the new Xero organisation.")
+        else:
+            messages.info(request, "Discarded: the connection keeps its Xero organisation.")
+    else:
+        messages.warning(
+            request,
+            "Nothing was changed: what waited for confirmation has changed since the page was "
+            "shown. Look again below.",
+        )
+    return views._back_to_connection(model_admin, connection)
+
+
 def panel(connection: XeroConnection) -> dict:
     """What the connection page shows about links and who did what."""
     return {
@@ -80,4 +124,5 @@ def panel(connection: XeroConnection) -> dict:
         "audit": audit.history(connection),
         "extra_scopes": connection.extra_scopes,
         "granted_scopes": connection.granted_scopes.split(),
+        "waiting": services.waiting_for_a_person(connection),
     }

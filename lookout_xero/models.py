@@ -120,6 +120,10 @@ class XeroConnection(models.Model):
     paused_until = models.DateTimeField(null=True, blank=True, editable=False)
     xero_tenant_id = models.CharField(max_length=36, blank=True, editable=False)
     xero_tenant_name = models.CharField(max_length=255, blank=True, editable=False)
+    # The Xero organisation a worker found the credentials reaching when it is not the one
+    # above: nothing is written there until a person confirms (`credentials.use_new_tenant`).
+    other_tenant_id = models.CharField(max_length=36, blank=True, editable=False)
+    other_tenant_name = models.CharField(max_length=255, blank=True, editable=False)
 
     # The token is shared by every worker on every machine, so it lives here, encrypted.
     access_token = EncryptedTextField(blank=True, default="", editable=False)
@@ -219,8 +223,10 @@ class XeroConnection(models.Model):
         if change.credentials:
             self.access_token, self.access_token_expires_at = "", None
             self.state, self.error_code, self.error_message = self.State.OK, "", ""
+            # What a worker found the old credentials reaching: the new ones are checked afresh.
+            self.other_tenant_id, self.other_tenant_name = "", ""
             touched |= {"access_token", "access_token_expires_at", "state"}
-            touched |= {"error_code", "error_message"}
+            touched |= {"error_code", "error_message", "other_tenant_id", "other_tenant_name"}
         return touched
 
     @property
@@ -560,7 +566,8 @@ class XeroCredentialsLink(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     opened_at = models.DateTimeField(null=True, blank=True)
-    # Submissions Xero refused; at LINK_MAX_TRIES the link stops accepting more.
+    # Submissions Xero refused; at LINK_MAX_TRIES the link stops accepting more. Each
+    # submission takes a try before Xero is asked, and an accepted one gives it back.
     tries = models.PositiveSmallIntegerField(default=0)
     used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -585,3 +592,35 @@ class XeroCredentialsLink(models.Model):
         if self.expires_at <= timezone.now():
             return "expired"
         return "open"
+
+
+class XeroPendingCredentials(models.Model):
+    """Credentials from a customer link, waiting for a person before the connection uses them.
+
+    Kept when they reach another Xero organisation, or carry another Client ID, than the one
+    the connection synced with: whoever held the link may be a stranger, and using them would
+    send the organisation's members to the stranger's Xero. A row of its own, so that loading
+    a connection never loads (or decrypts) these.
+    """
+
+    connection = models.OneToOneField(
+        XeroConnection, on_delete=models.CASCADE, related_name="pending_credentials"
+    )
+    link = models.ForeignKey(
+        XeroCredentialsLink, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    client_id = EncryptedCharField("Client ID", max_length=255)
+    client_secret = EncryptedCharField("Client Secret", max_length=255)
+    webhook_key = EncryptedCharField("Webhook key", max_length=255, blank=True, default="")
+    scope = models.CharField(max_length=500, blank=True)
+    granted_scopes = models.CharField(max_length=1000, blank=True)
+    xero_tenant_id = models.CharField(max_length=36)
+    xero_tenant_name = models.CharField(max_length=255, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "Xero credentials waiting for confirmation"
+        verbose_name_plural = "Xero credentials waiting for confirmation"
+
+    def __str__(self) -> str:
+        return f"credentials waiting for confirmation for {self.connection_id}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from functools import reduce
@@ -35,10 +36,18 @@ class Health:
     reason: str = ""
 
 
-def health(connection: XeroConnection, *, syncing: bool = False) -> Health:
-    """One word for the state of a customer's sync, and why when it needs a person."""
+def health(
+    connection: XeroConnection, *, syncing: bool = False, locked: Sequence[str] = ()
+) -> Health:
+    """One word for the state of a customer's sync, and why when it needs a person.
+
+    ``locked``: the stored values no key in FERNET_KEYS opens (`keys.cannot_open`), known before
+    any worker has met them and recorded the error on the row.
+    """
     if not connection.enabled:
         return Health("disabled", "Disabled", "Nothing is sent to Xero for this organisation.")
+    if locked:
+        return Health("error", "Error", wording.keys_cannot_open(list(locked)))
     if connection.state == XeroConnection.State.ERROR:
         reason = wording.CONNECTION_ERROR_REASONS.get(connection.error_code)
         reason = reason or connection.error_message

@@ -9,6 +9,11 @@ from . import customer_views, webhook_views
 app_name = "lookout_xero"
 
 urlpatterns = [
+    path(
+        "credentials/page/<str:handle>/",
+        customer_views.credentials_form,
+        name="credentials_form",
+    ),
     path("credentials/<str:token>/", customer_views.credentials_page, name="credentials"),
     path("webhooks/<str:webhook_id>/", webhook_views.receive, name="webhook"),
 ]

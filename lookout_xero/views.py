@@ -20,6 +20,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
 from . import audit, conf, credentials, mapping, services, status
@@ -42,6 +43,17 @@ def can_operate(user) -> bool:
     return user.has_perm(OPERATE_PERMISSION)
 
 
+def visible(request, admin_site, model):
+    """The rows of `model` this person may see on this admin site: its ModelAdmin's queryset.
+
+    A host that limits staff to some organisations does it in `get_queryset`; pages that act
+    on another model's rows go through this, so the limit holds there too.
+    """
+    if not admin_site.is_registered(model):
+        return model._default_manager.all()
+    return admin_site.get_model_admin(model).get_queryset(request)
+
+
 def xero_contact_url(contact_id: str) -> str:
     return XERO_CONTACT_URL.format(contact_id)
 
@@ -62,6 +74,8 @@ def funder_admin_url(funder_id, admin_site_name: str = "admin") -> str:
 # --- the connection page --------------------------------------------------------------------
 
 
+@sensitive_post_parameters("client_secret", "webhook_key")
+@sensitive_variables()
 @require_POST
 def test_connection(request, model_admin):
     """Check the typed credentials (saved or not) against Xero; enables nothing."""
@@ -230,21 +244,30 @@ def push_funder(request, model_admin, funder_id):
     """The funder panel's Push now button: queue this funder and return to its page."""
     if not can_operate(request.user):
         raise PermissionDenied
-    funders = conf.funder_model().objects.filter(pk=unquote(str(funder_id)))
+    site = model_admin.admin_site
+    funders = visible(request, site, conf.funder_model()).filter(pk=unquote(str(funder_id)))
     if not funders.exists():
         raise Http404("No such funder.")
-    push_funders(request, funders)
+    push_funders(request, funders, admin_site=site)
     url = funder_admin_url(funders[0].pk, model_admin.admin_site.name)
     return redirect(url or f"{model_admin.admin_site.name}:index")
 
 
-def push_funders(request, funders) -> int:
-    """Queue funders for their organisations' enabled connections, and say what happened."""
+def push_funders(request, funders, *, admin_site=None) -> int:
+    """Queue funders for their organisations' enabled connections, and say what happened.
+
+    With `admin_site`, only connections its connection admin shows this person are used.
+    """
     by_organisation: dict = defaultdict(list)
     organisation_field = conf.get("ORGANISATION_FIELD") + "_id"
     for pk, organisation_id in funders.values_list("pk", organisation_field):
         by_organisation[organisation_id].append(pk)
-    connections = XeroConnection.objects.filter(organisation_id__in=list(by_organisation))
+    connections = XeroConnection.objects.all()
+    if admin_site is not None:
+        connections = connections.filter(
+            pk__in=visible(request, admin_site, XeroConnection).values("pk")
+        )
+    connections = connections.filter(organisation_id__in=list(by_organisation))
     queued = 0
     with transaction.atomic():
         for connection in connections:
@@ -269,7 +292,8 @@ def conflicts(request, model_admin):
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     links = (
-        XeroContactLink.objects.filter(state=XeroContactLink.State.CONFLICT)
+        model_admin.get_queryset(request)
+        .filter(state=XeroContactLink.State.CONFLICT)
         .select_related("funder", "connection__organisation")
         .order_by("connection__organisation_id", "pk")
     )
@@ -326,7 +350,8 @@ def resolve_conflict(request, model_admin, link_id):
     if not can_operate(request.user):
         raise PermissionDenied
     link = get_object_or_404(
-        XeroContactLink.objects.select_related("funder", "connection__organisation"), pk=link_id
+        model_admin.get_queryset(request).select_related("funder", "connection__organisation"),
+        pk=link_id,
     )
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):

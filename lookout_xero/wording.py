@@ -14,12 +14,24 @@ CONNECTION_ERROR_REASONS = {
     "connection), or generate a new secret in the customer's Xero developer portal, then save.",
     "invalid_scope": "Xero refused the scope for this custom connection. Connections created "
     "since April 2026 need the Scope left empty.",
+    "missing_scope": "Xero accepted the token but not for contacts: the custom connection lacks "
+    "the accounting.contacts scope. Add it in the customer's Xero developer portal (they "
+    "authorise the connection again), then save.",
     "forbidden": "Xero refused access: the custom connection may have been revoked or the "
     "organisation disconnected.",
     "unauthorized": "Xero refused the credentials. Check them with Test connection, then save.",
-    "undecryptable": "The stored credentials cannot be decrypted with FERNET_KEYS: the key that "
-    "encrypted them was removed. Put it back (after the current key) and run xero_rotate_keys.",
+    "undecryptable": "FERNET_KEYS cannot open the stored credentials: the key that encrypted "
+    "them was removed or changed. Put it back (after the current key) and run xero_rotate_keys.",
 }
+
+
+def keys_cannot_open(labels: list[str]) -> str:
+    """Why a connection is in error when no key in FERNET_KEYS opens some of its stored values."""
+    return (
+        f"FERNET_KEYS cannot open the stored {', '.join(labels)}: the key that encrypted them "
+        "was removed or changed. Put it back (after the current key) and run xero_rotate_keys."
+    )
+
 
 # Test connection (and any other check of typed credentials).
 CHECK_SCOPE_REFUSED = (
@@ -40,6 +52,10 @@ CHECK_NO_ORGANISATION = (
 CHECK_CONNECTED = "Connected to the Xero organisation “{name}”."
 
 NO_REASON_GIVEN = "Xero refused this contact without saying why."
+NO_CONTACT_ID = (
+    "Xero answered OK for this contact but gave no ContactID, so it could not be linked; "
+    "its next push looks it up in Xero first."
+)
 PAUSED_HEALTH_REASON = "Xero's daily call limit is used up; it resumes then."
 
 
@@ -49,6 +65,13 @@ def paused_for_day_limit(until: datetime) -> str:
 
 def gave_up(attempts: int, error: object) -> str:
     return f"Gave up after {attempts} attempts: {error}"
+
+
+def could_not_look_up(error: object) -> str:
+    return (
+        "Xero could not look this funder up before creating it, so nothing was sent; the rest "
+        f"of its batch went on. Xero said: {error}"
+    )
 
 
 def could_not_read_contacts(error: object) -> str:
@@ -94,4 +117,13 @@ def drifted(drift: dict) -> str:
     return (
         f"Changed in Xero since Lookout's last push: {fields}. Lookout's values are sent with "
         "its next push of this funder (or now: Push Lookout's profile now)."
+    )
+
+
+def tenant_changed(new: str, old: str) -> str:
+    """Why a connection stopped when its credentials reach another Xero organisation."""
+    return (
+        f"These credentials reach the Xero organisation “{new}”, not “{old}” that this "
+        f"connection synced with. Nothing is sent to “{new}” until someone allowed to manage "
+        "Xero credentials confirms it on the connection's page, or the credentials are put back."
     )

@@ -262,6 +262,29 @@ def test_a_mail_that_could_not_be_sent_is_tried_again(xero, connection, alert_se
 
 
 @pytest.mark.django_db
+def test_an_organisation_name_with_a_newline_does_not_hold_its_alerts_back(
+    xero, connection, organisation
+):
+    # Django refuses a header with a line break (BadHeaderError); unchecked, the e-mail was
+    # given back and tried again every minute, for ever, and the team never heard.
+    organisation.name = "Harbour\r\nBcc: someone@example.org\tTrust"
+    organisation.save()
+    XeroConnection.objects.update(state="error", error_code="invalid_client")
+    assert alerts.check_alerts()["sent"] == 1
+    XeroConnection.objects.update(state="ok", error_code="")
+    assert alerts.check_alerts()["sent"] == 1
+    opened, resolved = mail.outbox
+    assert opened.subject == (
+        "Xero sync needs attention: Harbour Bcc: someone@example.org Trust: "
+        "Xero refused the connection"
+    )
+    assert resolved.subject.startswith("Resolved: Xero sync of Harbour Bcc: someone@example.org")
+    for message in (opened, resolved):
+        assert message.recipients() == TEAM  # the name added no one
+        assert message.message()["Bcc"] is None
+
+
+@pytest.mark.django_db
 def test_the_database_allows_one_open_episode_per_connection_and_kind(connection):
     XeroAlert.objects.create(connection=connection, kind="error")
     with pytest.raises(IntegrityError), transaction.atomic():

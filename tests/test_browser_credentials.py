@@ -45,6 +45,14 @@ def test_customer_opens_the_link_is_refused_then_accepted_and_the_link_dies(
     assert response.status == 200
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["referrer-policy"] == "same-origin"  # see customer_views
+    # The token left the address bar; the page's policy lets its own stylesheet (by nonce)
+    # apply, and nothing may frame it.
+    token = path.rstrip("/").rsplit("/", 1)[1]
+    assert token not in page.url and "/credentials/page/" in page.url
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(245, 247, 250)"
     expect(page.locator("h1")).to_contain_text("Connect Harbour Trust's Xero to Lookout")
     page.screenshot(path=str(SCREENSHOTS / "customer-credentials-form.png"), full_page=True)
 

@@ -1,16 +1,19 @@
 """The Xero client over real HTTP against the fake Xero: tokens, calls, and error classification."""
 
+import threading
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote_plus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 import pytest
 import requests
 
-from lookout_xero.client import Credentials, Token, XeroClient, classify_response
+from lookout_xero.client import MAX_URL_LENGTH, Credentials, Token, XeroClient, classify_response
 from lookout_xero.exceptions import (
     XeroAuthError,
     XeroError,
     XeroForbiddenError,
+    XeroNotFoundError,
     XeroRateLimitError,
     XeroScopeError,
     XeroServerError,
@@ -18,6 +21,8 @@ from lookout_xero.exceptions import (
     XeroValidationError,
 )
 from tests.helpers import CLIENT_ID, CLIENT_SECRET
+
+NOT_FOUND_HTML = "The resource you're looking for cannot be found"
 
 
 @pytest.fixture
@@ -140,10 +145,52 @@ def test_iter_contacts_pages_through_everything_including_archived(xero, client)
 
 def test_find_contacts_builds_a_where_filter(xero, client):
     org = xero.org(CLIENT_ID)
-    org.add_contact(Name='Quote "Me" Ltd', EmailAddress="q@example.org")
+    org.add_contact(Name="Plain Ltd", EmailAddress="q@example.org")
     org.add_contact(Name="Other", ContactNumber="LKT-9")
     found = client.find_contacts(numbers=["LKT-9"], emails=["Q@example.org"], names=["nobody"])
-    assert sorted(c.name for c in found) == ["Other", 'Quote "Me" Ltd']
+    assert sorted(c.name for c in found.contacts) == ["Other", "Plain Ltd"]
+    assert found.refused == {}
+    [get] = [r for r in xero.requests if r.kind == "get_contacts"]
+    assert get.query["where"] == [
+        'ContactNumber=="LKT-9" || EmailAddress=="Q@example.org" || Name=="nobody"'
+    ]
+
+
+def test_values_where_cannot_hold_are_searched_never_put_in_where(xero, client):
+    """Xero's `where` has no escape for a quote (Xero-Java #347): such values go by searchTerm."""
+    org = xero.org(CLIENT_ID)
+    org.add_contact(Name='The "Friends" of Kauri', EmailAddress="friends@example.org")
+    org.add_contact(Name="The Friends of Kauri Trust")  # found by the search, matched by no one
+    org.add_contact(Name="Plain Ltd")
+    found = client.find_contacts(
+        numbers=["LKT-1"],
+        emails=["back\\slash@example.org"],
+        names=['The "Friends" of Kauri', "Plain Ltd", "Tab\tName"],
+    )
+    assert found.refused == {}
+    assert {c.name for c in found.contacts} >= {'The "Friends" of Kauri', "Plain Ltd"}
+    gets = [r for r in xero.requests if r.kind == "get_contacts"]
+    wheres = [r.query["where"][0] for r in gets if "where" in r.query]
+    assert wheres == ['ContactNumber=="LKT-1" || Name=="Plain Ltd"']
+    searched = sorted(r.query["searchTerm"][0] for r in gets if "searchTerm" in r.query)
+    assert searched == sorted(['The "Friends" of Kauri', "back\\slash@example.org", "Tab\tName"])
+    assert all(r.status == 200 for r in gets)
+
+
+def test_a_400_on_a_look_up_is_narrowed_to_the_values_that_caused_it(xero, client):
+    """Xero's QueryParseException for one value costs that value, not the other look-ups."""
+    org = xero.org(CLIENT_ID)
+    for name in ("Alpha", "Beta", "Gamma", "Odd Name"):
+        org.add_contact(Name=name)
+    refusal = {"ErrorNumber": 16, "Type": "QueryParseException", "Message": "Syntax error"}
+    # Xero refuses anything that contains "Odd Name", in `where` and in `searchTerm` alike.
+    xero.fail_next(400, body=refusal, times=20, query_contains="Odd Name")
+    found = client.find_contacts(names=["Alpha", "Beta", "Gamma", "Odd Name"])
+    assert sorted(c.name for c in found.contacts) == ["Alpha", "Beta", "Gamma"]
+    assert list(found.refused) == ["Odd Name"]
+    assert found.refused["Odd Name"].message == "Syntax error"
+    searched = [r for r in xero.requests if "searchTerm" in r.query]
+    assert [r.query["searchTerm"] for r in searched] == [["Odd Name"]]
 
 
 def _response(status, body=b"", headers=None):
@@ -224,7 +271,7 @@ def test_classification(status, body, headers, kind, retryable):
         assert error.limit == "minute" and error.retry_after == 7
 
 
-def test_find_contacts_keeps_each_where_filter_short(xero, client):
+def test_find_contacts_keeps_each_url_within_xeros_length(xero, client):
     org = xero.org(CLIENT_ID)
     for i in range(60):
         org.add_contact(
@@ -235,7 +282,77 @@ def test_find_contacts_keeps_each_where_filter_short(xero, client):
         emails=[f"f{i}@example.org" for i in range(60)],
         names=[f"Long Funder Name {i:03} Incorporated" for i in range(60)],
     )
-    assert len(found) == 60  # each contact once, though it matched in several requests
-    gets = [r for r in xero.requests if r.method == "GET" and r.path.endswith("/Contacts")]
-    assert len(gets) > 1
-    assert all(len(quote_plus(r.query["where"][0])) <= 1500 for r in gets)
+    assert len(found.contacts) == 60  # each contact once, though it matched in several requests
+    gets = [r for r in xero.requests if r.kind == "get_contacts"]
+    assert len(gets) > 1 and all(r.status == 200 for r in gets)
+    assert all(len("https://api.xero.com" + r.target) <= MAX_URL_LENGTH for r in gets)
+
+
+def test_reads_by_ids_are_cut_by_url_length_not_by_a_count(xero, settings):
+    """50 ids fit Xero's URL today; behind a longer base URL fewer do, and none crosses it."""
+    xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    org = xero.org(CLIENT_ID)
+    ids = [org.add_contact(Name=f"C{i}")["ContactID"] for i in range(120)]
+    short = XeroClient(
+        Credentials(CLIENT_ID, CLIENT_SECRET), token_url=xero.token_url, api_url=xero.api_url
+    )
+    assert len(short.get_contacts_by_ids(ids)) == 120
+    reads = [r for r in xero.requests if "IDs" in r.query]
+    assert [len(r.query["IDs"][0].split(",")) for r in reads] == [50, 50, 20]
+    assert all(r.status == 200 for r in reads)
+    # The same reads behind a longer base URL (a proxy's path): fewer ids a read, none lost.
+    with _RecordingServer() as server:
+        proxied = XeroClient(
+            Credentials(CLIENT_ID, CLIENT_SECRET),
+            token=Token("t", datetime.now(UTC) + timedelta(hours=1)),
+            api_url=server.url + "/" + "p" * 300,
+        )
+        proxied.get_contacts_by_ids(ids)
+    counts = [unquote(target).count(",") + 1 for target in server.targets]
+    assert sum(counts) == 120 and max(counts) < 50
+    assert all(len(server.url + target) <= MAX_URL_LENGTH for target in server.targets)
+
+
+class _RecordingServer:
+    """A loopback server that answers every GET with no contacts and records its targets."""
+
+    def __init__(self):
+        targets = self.targets = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                targets.append(self.path)
+                body = b'{"Contacts": []}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_404_on_a_read_by_ids_reads_them_again_in_halves(xero, client):
+    """Xero's answer to a URL it finds too long is its HTML 404: halve, never lose the ids."""
+    org = xero.org(CLIENT_ID)
+    ids = [org.add_contact(Name=f"C{i}")["ContactID"] for i in range(4)]
+    xero.fail_next(404, body=NOT_FOUND_HTML, content_type="text/html", query_contains=ids[0])
+    assert sorted(c.name for c in client.get_contacts_by_ids(ids)) == ["C0", "C1", "C2", "C3"]
+    reads = [len(r.query["IDs"][0].split(",")) for r in xero.requests if "IDs" in r.query]
+    assert reads == [4, 2, 2]
+    xero.fail_next(404, body=NOT_FOUND_HTML, content_type="text/html")
+    with pytest.raises(XeroNotFoundError) as caught:
+        client.get_contacts_by_ids(ids[:1])
+    assert "The resource you're looking for cannot be found" in str(caught.value)

@@ -54,8 +54,11 @@ def assert_private(response, *, form=False):
 
 
 def submit(client, path, client_id=CLIENT_ID, secret=CLIENT_SECRET, webhook_key=""):
+    """As a browser does: open the link (which moves the token out of the URL), then post the
+    form to the page it landed on."""
     data = {"client_id": client_id, "client_secret": secret, "webhook_key": webhook_key}
-    return client.post(path, data)
+    opened = client.get(path)
+    return client.post(opened["Location"] if opened.status_code == 302 else path, data)
 
 
 def stored_bytes(connection_pk, column) -> bytes:
@@ -78,7 +81,7 @@ def test_command_prints_the_link_last_and_the_page_names_the_organisation(client
     assert timedelta(minutes=29) < link.expires_at - timezone.now() <= timedelta(minutes=30)
     assert link.token_hash not in url  # only a hash is stored, and it is not the URL
 
-    response = client.get(url.removeprefix("http://127.0.0.1:8000"))
+    response = client.get(url.removeprefix("http://127.0.0.1:8000"), follow=True)
     assert response.status_code == 200
     assert_private(response, form=True)
     page = response.content.decode()
@@ -133,7 +136,7 @@ def test_a_new_link_revokes_the_old_one(client, organisation):
     old = link_path(organisation)
     new = link_path(organisation)
     assert client.get(old).status_code == 404
-    assert client.get(new).status_code == 200
+    assert client.get(new, follow=True).status_code == 200
     assert XeroCredentialsLink.objects.filter(revoked_at__isnull=False).count() == 1
 
 
@@ -258,10 +261,10 @@ def test_every_answer_is_private_even_a_csrf_refusal(organisation, xero):
     assert_private(response)
     assert not XeroCredentialsLink.objects.filter(tries__gt=0).exists()
     # With the token from the page, the same client is let through (to Xero's refusal).
-    page = strict.get(path)
-    token = page.cookies["csrftoken"].value
+    page = strict.get(path, follow=True)
+    token = strict.cookies["csrftoken"].value
     response = strict.post(
-        path,
+        page.redirect_chain[-1][0],
         {"client_id": "x", "client_secret": "y", "csrfmiddlewaretoken": token},
         headers={"Origin": "https://testserver"},
     )
@@ -279,9 +282,9 @@ def test_plain_http_is_redirected_or_refused_when_debug_is_off(organisation, set
     assert response["Location"] == f"https://testserver{path}"
     assert_private(response)
     assert submit(client, path).status_code == 403
-    assert client.get(path, secure=True).status_code == 200
+    assert client.get(path, secure=True, follow=True).status_code == 200
     settings.DEBUG = True  # the demo on a laptop has no https
-    assert client.get(path).status_code == 200
+    assert client.get(path, follow=True).status_code == 200
 
 
 # --- the admin's side ------------------------------------------------------------------------
@@ -303,7 +306,7 @@ def test_admin_creates_links_from_the_list_the_page_and_for_an_organisation_with
     )
     [message] = [m for m in messages_of(response) if "Credentials link" in m]
     url = message.rsplit(" ", 1)[1]
-    assert client.get(url.removeprefix("http://127.0.0.1:8000")).status_code == 200
+    assert client.get(url.removeprefix("http://127.0.0.1:8000"), follow=True).status_code == 200
 
     page_button = reverse(
         "admin:lookout_xero_xeroconnection_credentials_link", args=[connection.pk]

@@ -351,3 +351,24 @@ def test_a_save_skipped_by_a_process_that_had_not_heard_of_the_switch_reaches_xe
     wait_until(lambda: SyncRun.objects.filter(pk=run.pk, status="completed").exists(), 30)
     contact = org.contacts[XeroContactLink.objects.get(funder=funder).xero_contact_id]
     assert [p["PhoneNumber"] for p in contact["Phones"] if p["PhoneNumber"]] == ["555 0202"]
+
+
+def test_a_funder_named_with_double_quotes_goes_out_with_its_batch(worker, xero, organisation):
+    """Xero's `where` cannot hold a double quote (docs/xero.md, "Looking a value up"): created
+    while enabled, such a funder is looked up another way and sent in its batch's POST."""
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    make_connection(organisation, enabled=True)
+    wait_until(lambda: SyncRun.objects.filter(status=SyncRun.Status.COMPLETED).exists())
+    with transaction.atomic():
+        for name in ("Kauri Trust", 'The "Friends" of Kauri', "Totara Society"):
+            make_funder(organisation, name)
+    wait_until(lambda: len(org.contacts) == 3)
+    assert sorted(c["Name"] for c in org.contacts.values()) == [
+        "Kauri Trust",
+        'The "Friends" of Kauri',
+        "Totara Society",
+    ]
+    wait_until(lambda: SyncLog.objects.filter(outcome="created").count() == 3)
+    writes = [r for r in contact_calls(xero) if r.is_write]
+    assert [len(r.json["Contacts"]) for r in writes] == [3]
+    assert all(r.status == 200 for r in contact_calls(xero))

@@ -140,7 +140,7 @@ def test_scope_rules(fake: FakeXero) -> None:
 
 
 def test_expired_and_unknown_tokens_get_401(fake: FakeXero, api: requests.Session) -> None:
-    """Expired tokens say TokenExpired; unknown or missing ones AuthorizationUnsuccessful."""
+    """Expired tokens say TokenExpired; unknown or missing ones AuthenticationUnsuccessful."""
     assert api.get(contacts_url(fake)).status_code == 200
     fake.expire_tokens()
     expired = api.get(contacts_url(fake))
@@ -151,7 +151,18 @@ def test_expired_and_unknown_tokens_get_401(fake: FakeXero, api: requests.Sessio
     missing = requests.get(contacts_url(fake))
     for response in (unknown, missing):
         assert response.status_code == 401
-        assert response.json()["Detail"] == "AuthorizationUnsuccessful"
+        assert response.json()["Detail"] == "AuthenticationUnsuccessful"
+
+
+def test_a_token_without_the_scope_gets_401_authorization_unsuccessful(fake: FakeXero) -> None:
+    """As real Xero answers (Xero-NetStandard #298): 401, not 403, and the token is fine."""
+    fake.add_organisation("no-contacts", "s3cret", scopes=("accounting.settings",))
+    token = requests.post(
+        fake.token_url, data={"grant_type": "client_credentials"}, auth=("no-contacts", "s3cret")
+    ).json()["access_token"]
+    answer = requests.get(contacts_url(fake), headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 401
+    assert answer.json()["Detail"] == "AuthorizationUnsuccessful"
 
 
 def test_tenant_header_and_connections(fake: FakeXero, org: FakeOrg, api: requests.Session) -> None:
@@ -327,6 +338,45 @@ def test_paging_include_archived_and_where(
     assert len(api.get(contacts_url(fake), params={"where": both}).json()["Contacts"]) == 1
     bad = api.get(contacts_url(fake), params={"where": 'Nope=="x"'})
     assert bad.status_code == 400 and bad.json()["Type"] == "QueryParseException"
+
+
+def test_where_has_no_escape_for_a_quote_as_in_xero(
+    fake: FakeXero, org: FakeOrg, api: requests.Session
+) -> None:
+    """A backslash-escaped quote is Xero's 400 "Syntax error" (Xero-Java #347); a backslash
+    is an ordinary character; searchTerm finds the name instead, case-insensitively."""
+    org.add_contact(Name='The "Friends" of Kauri', EmailAddress="friends@example.org")
+    org.add_contact(Name="Back\\slash Ltd")
+    escaped = api.get(contacts_url(fake), params={"where": 'Name=="The \\"Friends\\" of Kauri"'})
+    assert escaped.status_code == 400
+    assert escaped.json() == {
+        "ErrorNumber": 16,
+        "Type": "QueryParseException",
+        "Message": "Syntax error",
+    }
+    backslash = api.get(contacts_url(fake), params={"where": 'Name=="back\\slash ltd"'})
+    assert [c["Name"] for c in backslash.json()["Contacts"]] == ["Back\\slash Ltd"]
+    for term in ('the "friends" OF kauri', "FRIENDS@example"):
+        found = api.get(contacts_url(fake), params={"searchTerm": term}).json()["Contacts"]
+        assert [c["Name"] for c in found] == ['The "Friends" of Kauri']
+
+
+def test_urls_past_xeros_length_get_its_404_and_page_size_stops_at_1000(
+    fake: FakeXero, org: FakeOrg, api: requests.Session
+) -> None:
+    """Xero answers 404 (its HTML text) above 2,091 characters of URL at api.xero.com."""
+    base = "https://api.xero.com/api.xro/2.0/Contacts?IDs="
+    longest = "a" * (2091 - len(base))
+    assert api.get(contacts_url(fake), params={"IDs": longest}).status_code == 200
+    too_long = api.get(contacts_url(fake), params={"IDs": longest + "b"})
+    assert too_long.status_code == 404
+    assert too_long.headers["Content-Type"].startswith("text/html")
+    assert too_long.text == "The resource you're looking for cannot be found"
+    for number in range(1002):
+        org.add_contact(Name=f"Contact {number}")
+    page = api.get(contacts_url(fake), params={"page": 1, "pageSize": 5000}).json()
+    assert len(page["Contacts"]) == 1000
+    assert page["pagination"] == {"page": 1, "pageSize": 1000, "pageCount": 2, "itemCount": 1002}
 
 
 def test_idempotency_replay_and_mismatch(

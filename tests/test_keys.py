@@ -158,7 +158,7 @@ def test_an_undecryptable_value_is_a_clear_error_never_ciphertext(organisation, 
     row = XeroConnection.objects.filter(pk=connection.pk).values("state", "error_code").get()
     assert row == {"state": "error", "error_code": "undecryptable"}
     listing = admin_client.get("/admin/lookout_xero/xeroconnection/").content.decode()
-    assert "cannot be decrypted with FERNET_KEYS" in listing
+    assert "FERNET_KEYS cannot open the stored credentials" in listing
 
 
 @pytest.mark.django_db

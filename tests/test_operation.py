@@ -240,7 +240,7 @@ def test_the_migration_drops_the_queue_trigger_and_function_an_older_version_lef
         )
     assert ours_in_the_database() == ([old], [old])
 
-    migration = importlib.import_module("lookout_xero.migrations.0006_drop_trigger")
+    migration = importlib.import_module("lookout_xero.migrations.0007_drop_trigger")
     with db.schema_editor() as schema_editor:
         migration.drop_queue_triggers(None, schema_editor)
     assert ours_in_the_database() == ([], [])

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from lookout_xero.checks import check_settings
+from lookout_xero.checks import check_settings, check_xero_limits
 from project.funders.models import Funder
 
 
@@ -15,6 +15,28 @@ def test_migrations_match_the_models():
 
 def test_checks_pass_on_the_demo_settings():
     assert check_settings() == []
+    assert check_xero_limits() == []
+
+
+@pytest.mark.parametrize(
+    ("page_size", "batch_size", "ids"),
+    [
+        (1000, 77, []),
+        (1001, 50, ["lookout_xero.E009"]),
+        (0, 50, ["lookout_xero.E009"]),
+        (100, 78, ["lookout_xero.E010"]),
+        (5000, 100, ["lookout_xero.E009", "lookout_xero.E010"]),
+    ],
+)
+def test_checks_refuse_sizes_xero_would_not_accept(settings, page_size, batch_size, ids):
+    """Xero answers at most 1,000 contacts a page and takes at most 3.5 MB a request: 78 of the
+    largest contacts the sync can send (every limited field full, escaped) would not fit."""
+    settings.LOOKOUT_XERO = {
+        **settings.LOOKOUT_XERO,
+        "PAGE_SIZE": page_size,
+        "BATCH_SIZE": batch_size,
+    }
+    assert sorted(message.id for message in check_xero_limits()) == ids
 
 
 @override_settings(

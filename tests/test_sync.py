@@ -22,6 +22,7 @@ from lookout_xero.models import (
     XeroAlert,
     XeroConnection,
     XeroContactLink,
+    XeroWebhookEvent,
 )
 from lookout_xero.services.drain import MAX_FOLLOW_UP_SECONDS
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder
@@ -553,7 +554,7 @@ def test_scope_refused_puts_the_connection_in_error_without_retrying(xero, organ
     assert [c["Name"] for c in xero.org(CLIENT_ID).contacts.values()] == ["Needs Empty Scope"]
 
 
-def test_credentials_of_another_xero_organisation_start_over_there(
+def test_credentials_of_another_xero_organisation_wait_for_a_person_then_start_over_there(
     xero, connection, organisation, org
 ):
     make_funder(organisation, "Moves House")
@@ -566,11 +567,26 @@ def test_credentials_of_another_xero_organisation_start_over_there(
     run = connection.runs.filter(status="pending").get()
     services.run_full_sync(run.pk)
     services.drain(connection.pk)
+    # Not followed silently: nothing was read from or written to the other organisation.
+    assert other.contacts == {}
+    touched = xero.call_counts("client-new-org")
+    assert set(touched) == {"token", "connections"}, touched
+    connection.refresh_from_db()
+    assert (connection.state, connection.error_code) == ("error", "tenant_changed")
+    assert "New Books Ltd" in connection.error_message and org.name in connection.error_message
+    assert (connection.xero_tenant_name, connection.other_tenant_name) == (org.name, other.name)
+    assert XeroContactLink.objects.get().xero_contact_id in org.contacts  # kept until confirmed
+
+    assert services.use_new_tenant(connection.pk, tenant_id=other.tenant_id)
+    run = connection.runs.filter(status="pending").get()
+    services.run_full_sync(run.pk)
+    services.drain(connection.pk)
     assert [c["Name"] for c in other.contacts.values()] == ["Moves House"]
     assert XeroContactLink.objects.get().xero_contact_id in other.contacts
     assert SyncLog.objects.filter(message__contains="another Xero organisation").exists()
     connection.refresh_from_db()
-    assert connection.xero_tenant_name == "New Books Ltd"
+    assert (connection.state, connection.xero_tenant_name) == ("ok", "New Books Ltd")
+    assert connection.other_tenant_id == ""
 
 
 def test_a_connection_saves_every_field_it_is_told_to(connection):
@@ -701,3 +717,161 @@ def test_a_full_sync_takes_over_a_pending_row_without_marking_it_looked_up(organ
     services.run_full_sync(run.pk)
     rows = {row.funder_id: row for row in OutboxEntry.objects.filter(run=run)}
     assert (rows[pending.pk].looked_up, rows[new.pk].looked_up) == (False, True)
+
+
+# --- Xero as it really answers (docs/xero.md; real bodies in tests/fixtures/xero_real/) ---------
+
+QUERY_PARSE_EXCEPTION = {
+    "ErrorNumber": 16,
+    "Type": "QueryParseException",
+    "Message": "Syntax error",
+}
+
+
+def test_a_funder_named_with_double_quotes_reaches_xero_with_its_batch(
+    xero, connection, organisation, org
+):
+    """Xero's `where` cannot hold a double quote (Xero-Java #347): the funder is looked up by
+    searchTerm instead, and goes out in the same POST as the rest of its batch."""
+    for name in ("Plain One", 'The "Friends" of Kauri', "Plain Two"):
+        make_funder(organisation, name)
+    services.drain(connection.pk)
+    assert sorted(c["Name"] for c in org.contacts.values()) == [
+        "Plain One",
+        "Plain Two",
+        'The "Friends" of Kauri',
+    ]
+    assert [len(r.json["Contacts"]) for r in posts(xero)] == [3]
+    gets = [r for r in xero.requests if r.kind == "get_contacts"]
+    assert all(r.status == 200 for r in gets)
+    assert not any('"Friends"' in r.query.get("where", [""])[0] for r in gets)
+    assert SyncLog.objects.filter(outcome="created").count() == 3
+
+
+def test_a_quoted_name_already_in_xero_is_found_by_search_and_linked(
+    xero, connection, organisation, org
+):
+    existing = org.add_contact(Name='The "Friends" of Kauri')
+    org.add_contact(Name='The "Friends" of Kauri Trust')  # found by the search, not the same
+    funder = make_funder(organisation, 'the "friends" of kauri')
+    services.drain(connection.pk)
+    link = XeroContactLink.objects.get(funder=funder)
+    assert (link.xero_contact_id, link.matched_by) == (existing["ContactID"], "name")
+    assert len(org.contacts) == 2
+
+
+def test_a_refused_look_up_fails_only_the_funder_whose_value_caused_it(
+    xero, connection, organisation, org
+):
+    for name in ("Alpha", "Odd Name", "Beta"):
+        make_funder(organisation, name)
+    xero.fail_next(400, body=QUERY_PARSE_EXCEPTION, times=20, query_contains="Odd Name")
+    services.drain(connection.pk)
+    assert sorted(c["Name"] for c in org.contacts.values()) == ["Alpha", "Beta"]
+    odd = SyncLog.objects.get(funder__name="Odd Name")
+    assert (odd.outcome, odd.http_status) == ("failed", 400)
+    assert "Syntax error" in odd.message and "rest of its batch" in odd.message
+    assert [len(r.json["Contacts"]) for r in posts(xero)] == [2]
+    assert not OutboxEntry.objects.exists()
+
+
+def test_xeros_own_words_reach_the_log_in_every_error_shape(xero, connection, organisation, org):
+    """`Message` or `Description`, nested on Phones/Addresses, `Warnings` on an element or at
+    the top level (shapes of Xero's docs and OpenAPI examples: tests/fixtures/xero_real/)."""
+    names = ["Described", "Nested Phone", "Nested Address", "Warned", "Silent"]
+    for name in names:
+        make_funder(organisation, name)
+    answer = {
+        "Status": "OK",
+        "Warnings": [{"Message": "Batch-wide warning"}],
+        "Contacts": [
+            {"StatusAttributeString": "ERROR", "ValidationErrors": [{"Description": "Desc"}]},
+            {
+                "StatusAttributeString": "ERROR",
+                "Phones": [{"PhoneType": "MOBILE", "ValidationErrors": [{"Message": "Phone!"}]}],
+                "ValidationErrors": [],
+            },
+            {
+                "StatusAttributeString": "ERROR",
+                "Addresses": [{"ValidationErrors": [{"Description": "Address!"}]}],
+            },
+            {
+                "ContactID": "5ceffde5-6786-4987-b03a-bf88d262c286",
+                "StatusAttributeString": "WARNING",
+                "Warnings": [{"Description": "Element warning"}],
+            },
+            {"StatusAttributeString": "ERROR", "ValidationErrors": []},
+        ],
+    }
+    xero.fail_next(200, body=answer, method="POST")
+    services.drain(connection.pk)
+    logs = {log.funder.name: log for log in SyncLog.objects.exclude(funder=None)}
+    assert logs["Described"].message == "Desc"
+    assert logs["Nested Phone"].message == "Phone!"
+    assert logs["Nested Address"].message == "Address!"
+    assert logs["Warned"].outcome == "created"
+    assert logs["Warned"].warnings == ["Element warning", "Batch-wide warning"]
+    assert logs["Silent"].message == "Xero refused this contact without saying why."
+
+
+def test_a_token_without_the_contacts_scope_stops_without_another_token(
+    xero, organisation, settings
+):
+    """Xero's 401 AuthorizationUnsuccessful (Xero-NetStandard #298): the connection says what to
+    fix, and no new token is fetched for it."""
+    xero.add_organisation(CLIENT_ID, CLIENT_SECRET, scopes=("accounting.settings",))
+    make_funder(organisation, "Needs Contacts")
+    connection = make_connection(organisation, enabled=True, scope="")
+    services.run_full_sync(connection.runs.get().pk)
+    connection.refresh_from_db()
+    assert (connection.state, connection.error_code) == ("error", "missing_scope")
+    assert "AuthorizationUnsuccessful" in connection.error_message
+    assert xero.count("token") == 1
+    assert [r.status for r in xero.requests if r.kind == "get_contacts"] == [401]
+
+
+def test_a_day_limit_429_without_its_header_pauses_until_retry_after(
+    xero, connection, organisation, org
+):
+    """No X-Rate-Limit-Problem: X-DayLimit-Remaining 0 says it is the day (Xero's Java SDK)."""
+    make_funder(organisation, "Throttled")
+    xero.fail_next(
+        429,
+        body="",
+        headers={"X-DayLimit-Remaining": "0", "X-MinLimit-Remaining": "40", "Retry-After": "7200"},
+    )
+    assert services.drain(connection.pk) is None
+    connection.refresh_from_db()
+    left = (connection.paused_until - timezone.now()).total_seconds()
+    assert 7100 < left <= 7200
+    assert SyncLog.objects.filter(outcome="paused").exists()
+
+
+def test_an_organisation_offline_503_is_retried_with_xeros_words(
+    xero, connection, organisation, org
+):
+    make_funder(organisation, "Offline Meanwhile")
+    xero.fail_next(503, body="The Organisation is Offline")
+    wait = services.drain(connection.pk)
+    assert wait is not None
+    retrying = SyncLog.objects.get(outcome="retrying")
+    assert "The Organisation is Offline" in retrying.message and retrying.http_status == 503
+    drain_all(connection)
+    assert [c["Name"] for c in org.contacts.values()] == ["Offline Meanwhile"]
+
+
+def test_a_404_on_a_read_by_ids_keeps_the_webhook_events(xero, connection, organisation, org):
+    funder = make_funder(organisation, "Watched")
+    services.drain(connection.pk)
+    link = XeroContactLink.objects.get(funder=funder)
+    XeroWebhookEvent.objects.create(
+        connection=connection, xero_contact_id=link.xero_contact_id, event_type="UPDATE"
+    )
+    xero.fail_next(404, body="The resource you're looking for cannot be found", times=2)
+    wait = services.process_webhooks(connection.pk)
+    assert wait is not None and XeroWebhookEvent.objects.count() == 1
+    log = SyncLog.objects.get(outcome="retrying")
+    assert "The resource you're looking for cannot be found" in log.message
+    assert services.process_webhooks(connection.pk) is not None
+    assert services.process_webhooks(connection.pk) is None  # Xero answers again: applied
+    assert not XeroWebhookEvent.objects.exists()

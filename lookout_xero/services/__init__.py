@@ -33,6 +33,7 @@ from .outbox import (
 from .people import (
     CredentialCheck,
     check_credentials,
+    discard_new_tenant,
     next_name_suffix,
     push_now,
     push_profile_now,
@@ -40,6 +41,8 @@ from .people import (
     restore_in_xero,
     retry_failed,
     stop_syncing_funder,
+    use_new_tenant,
+    waiting_for_a_person,
 )
 from .policy import Decision, Reaction, backoff, react_to
 from .reconcile import Reconciled, reconcile
@@ -74,6 +77,7 @@ __all__ = [
     "check_credentials",
     "clear_enabled",
     "client_for",
+    "discard_new_tenant",
     "drain",
     "drain_once",
     "finish_run",
@@ -107,4 +111,6 @@ __all__ = [
     "stop_syncing",
     "stop_syncing_funder",
     "sweep",
+    "use_new_tenant",
+    "waiting_for_a_person",
 ]

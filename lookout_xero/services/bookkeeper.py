@@ -70,7 +70,7 @@ def review_after_write(
     connection: XeroConnection, client: XeroClient, links: list[XeroContactLink]
 ) -> None:
     """A write's answer showed a contact ARCHIVED or under a GDPR request, unasked: read it
-    (one paged GET per 50, which shows merges) and apply the rules, as a webhook would."""
+    (paged GETs, which show merges) and apply the rules, as a webhook would."""
     try:
         found = {c.contact_id: c for c in client.get_contacts_by_ids(_ids(links))}
     except XeroError as exc:

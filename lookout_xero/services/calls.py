@@ -10,8 +10,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from .. import wording
-from ..client import Credentials, Token, XeroClient
-from ..exceptions import XeroError, XeroForbiddenError
+from ..client import Credentials, Token, XeroClient, XeroTenant
+from ..exceptions import XeroError, XeroForbiddenError, XeroTenantChangedError
 from ..fields import UndecryptableError
 from ..models import SyncLog, SyncRun, XeroConnection
 from .records import finish_run, write_log
@@ -39,6 +39,12 @@ def client_for(connection: XeroConnection, *, before_request=None) -> XeroClient
         token = Token(connection.access_token, connection.access_token_expires_at)
 
     def store(new: Token) -> None:
+        # A new token is where other credentials first show (however they were changed): it
+        # is used for nothing until the organisation it reaches is the one last synced with.
+        client = XeroClient(credentials, token=new)
+        tenants = client.get_tenants()
+        if tenants:
+            note_tenant(connection, tenants[0])
         fields = {"access_token": new.access_token, "access_token_expires_at": new.expires_at}
         if new.scope and not connection.scope.strip():
             # Asked for no scope, Xero grants all the connection may do: worth showing.
@@ -49,11 +55,47 @@ def client_for(connection: XeroConnection, *, before_request=None) -> XeroClient
             new.expires_at,
         )
 
+    credentials = Credentials(
+        connection.client_id, connection.client_secret, connection.scope.strip()
+    )
     return XeroClient(
-        Credentials(connection.client_id, connection.client_secret, connection.scope.strip()),
+        credentials,
         token=token,
         on_new_token=store,
         before_request=before_request,
+    )
+
+
+def note_tenant(connection: XeroConnection, tenant: XeroTenant) -> None:
+    """Remember the Xero organisation the credentials reach, or stop if it is another one.
+
+    A connection that never synced has nothing to protect: the first organisation is taken.
+    Another one than it synced with is never followed silently (it may be a stranger's books,
+    reached through a leaked credentials link): the connection goes to Error with the reason,
+    and the worker raises before anything is written there.
+    """
+    if not tenant.tenant_id:
+        return
+    XeroConnection.objects.filter(pk=connection.pk, xero_tenant_id="").update(
+        xero_tenant_id=tenant.tenant_id, xero_tenant_name=tenant.name[:255]
+    )
+    known = XeroConnection.objects.filter(pk=connection.pk).values_list(
+        "xero_tenant_id", "xero_tenant_name"
+    )
+    known_id, known_name = known.first() or ("", "")
+    if known_id.lower() == tenant.tenant_id.lower():
+        if tenant.name and tenant.name != known_name:  # renamed in Xero
+            XeroConnection.objects.filter(pk=connection.pk).update(
+                xero_tenant_name=tenant.name[:255]
+            )
+        connection.xero_tenant_id, connection.xero_tenant_name = known_id, tenant.name or known_name
+        return
+    XeroConnection.objects.filter(pk=connection.pk).update(
+        other_tenant_id=tenant.tenant_id, other_tenant_name=tenant.name[:255]
+    )
+    raise XeroTenantChangedError(
+        wording.tenant_changed(tenant.name or tenant.tenant_id, known_name or known_id),
+        code="tenant_changed",
     )
 
 

@@ -307,9 +307,13 @@ def _look_up_existing(
     except XeroError as exc:
         _handle_request_error(connection, [i.entry for i in to_send], exc)
         return []  # a permanent error: every entry was recorded as failed
+    if found.refused:
+        gone = _fail_refused(connection, to_look_up, found.refused)
+        to_send = [item for item in to_send if id(item) not in gone]
+        to_look_up = [item for item in to_look_up if id(item) not in gone]
     # Remembered: a drain that stops before its POST (pacing) does not look again.
     OutboxEntry.objects.filter(pk__in=[i.entry.pk for i in to_look_up]).update(looked_up=True)
-    index = ContactIndex(found)
+    index = ContactIndex(found.contacts)
     claimed = set(
         XeroContactLink.objects.filter(
             connection=connection, xero_contact_id__in=list(index.by_id)
@@ -337,6 +341,25 @@ def _look_up_existing(
                     continue
         kept.append(item)
     return kept
+
+
+def _fail_refused(connection, to_look_up: list[_Item], refused: dict) -> set[int]:
+    """Xero could not look these funders' values up (a 400): they fail, never created unlooked-
+    for, and the rest of the batch goes on. Returns the ids of the items that failed."""
+    failed = [item for item in to_look_up if _refused_for(item, refused)]
+    for item in failed:
+        message = wording.could_not_look_up(_refused_for(item, refused))
+        _settle(item, Outcome.FAILED, http_status=400, message=message)
+    _finish_items(connection, failed)
+    return {id(item) for item in failed}
+
+
+def _refused_for(item: _Item, refused: dict) -> XeroError | None:
+    """Xero's 400 for one of the values this item was looked up by, if any."""
+    for value in (item.clean.payload["ContactNumber"], item.clean.email, item.clean.name):
+        if value in refused:
+            return refused[value]
+    return None
 
 
 # Contacts that were someone else's before Lookout linked them: fill, never blank their data.
@@ -426,6 +449,11 @@ def _idempotency_key(connection: XeroConnection, batch: list[_Item]) -> str:
 
 def _apply_result(item: _Item, result: ItemResult) -> None:
     link = item.link
+    if result.ok and not (result.contact_id or link.xero_contact_id):
+        # Xero said OK but named no contact (an all-zero ContactID): nothing to link. Its next
+        # push looks the funder up again before creating, so no duplicate either way.
+        _settle(item, Outcome.FAILED, http_status=200, message=wording.NO_CONTACT_ID)
+        return
     if result.ok:
         if item.outcome == Outcome.CREATED:
             link.matched_by = XeroContactLink.MatchedBy.CREATED

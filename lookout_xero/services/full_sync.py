@@ -18,6 +18,7 @@ from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactL
 from .bookkeeper import review_links
 from .calls import (
     client_for,
+    note_tenant,
     pause_for_day_limit,
     record_connection_error,
     record_undecryptable,
@@ -26,7 +27,7 @@ from .calls import (
 from .links import candidates_of, link_to_contact, record_conflict
 from .pacing import Pacer
 from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, react_to
-from .records import complete_run_if_done, finish_run, write_log
+from .records import complete_run_if_done, finish_run
 from .scope import in_scope_funders
 
 Outcome = SyncLog.Outcome
@@ -168,26 +169,9 @@ def _after_read_error(run: SyncRun, exc: XeroError, attempt: int) -> float | Non
 
 
 def _note_tenant(connection: XeroConnection, run: SyncRun, tenant) -> None:
-    """Remember the Xero organisation; if it is a different one, forget the old links."""
-    if connection.xero_tenant_id and connection.xero_tenant_id != tenant.tenant_id:
-        XeroContactLink.objects.filter(connection=connection).update(
-            xero_contact_id="",
-            xero_contact_status="",
-            matched_by="",
-            payload_hash="",
-            sent_fields=[],
-            state=XeroContactLink.State.PENDING,
-        )
-        write_log(
-            connection,
-            Outcome.RUN,
-            run=run,
-            message=f"These credentials reach another Xero organisation ({tenant.name}); "
-            "links to the previous organisation's contacts were reset.",
-        )
-    XeroConnection.objects.filter(pk=connection.pk).update(
-        xero_tenant_id=tenant.tenant_id, xero_tenant_name=tenant.name
-    )
+    """Remember the Xero organisation; another one stops the run until a person confirms it
+    (`credentials.use_new_tenant` then forgets the old links and syncs afresh)."""
+    note_tenant(connection, tenant)
 
 
 def _review_linked(run: SyncRun, index: ContactIndex) -> None:

@@ -10,11 +10,17 @@ import random
 from dataclasses import dataclass
 
 from .. import conf
-from ..exceptions import XeroAuthError, XeroError, XeroForbiddenError, XeroRateLimitError
+from ..exceptions import (
+    XeroAuthError,
+    XeroError,
+    XeroForbiddenError,
+    XeroRateLimitError,
+    XeroTenantChangedError,
+)
 
 
 class Reaction(enum.Enum):
-    STOP = "stop"  # credentials refused or access revoked: nothing more until a person acts
+    STOP = "stop"  # credentials refused, access revoked, another Xero organisation: a person acts
     PAUSE = "pause"  # Xero's day limit: the organisation waits until Xero's Retry-After
     WAIT = "wait"  # minute or concurrency limit: the same work, a little later
     RETRY = "retry"  # outage, 5xx, timeout: try again after a backoff
@@ -39,7 +45,7 @@ FALLBACK_WAIT_SECONDS = 60
 
 def react_to(exc: XeroError, *, attempt: int) -> Decision:
     """What to do after `exc` ended try number `attempt` (1 for the first) of some work."""
-    if isinstance(exc, (XeroAuthError, XeroForbiddenError)):
+    if isinstance(exc, (XeroAuthError, XeroForbiddenError, XeroTenantChangedError)):
         return Decision(Reaction.STOP)
     if isinstance(exc, XeroRateLimitError):
         if exc.limit == "day":

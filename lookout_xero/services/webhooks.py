@@ -2,8 +2,8 @@
 
 The endpoint (`lookout_xero.webhook_views`) checks the signature and calls `receive`, which
 stores the events in autocommit and publishes `lookout_xero.process_webhooks`. Processing
-reads the changed contacts that Lookout has linked, one paged `GET /Contacts?IDs=…` per 50,
-and applies `bookkeeper`'s rules.
+reads the changed contacts that Lookout has linked, in paged `GET /Contacts?IDs=…` reads cut by
+Xero's URL length, and applies `bookkeeper`'s rules.
 
 It holds the organisation's lease, the same one the drain holds: one caller per organisation
 at a time, whatever it does, so Xero's per-organisation limits (5 concurrent, 60 a minute)
@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from .. import conf, dispatch, wording
 from ..client import XeroClient
-from ..exceptions import XeroError
+from ..exceptions import XeroError, XeroNotFoundError
 from ..fields import UndecryptableError
 from ..models import SyncLog, XeroConnection, XeroContactLink, XeroWebhookEvent
 from .bookkeeper import review_links
@@ -35,12 +35,12 @@ from .calls import (
 )
 from .lease import Lease, LeaseLost
 from .pacing import Pacer
-from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, react_to
+from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, backoff, react_to
 from .records import write_log
 
 logger = logging.getLogger(__name__)
 
-# Events read per pass: their contacts are read 50 to a request.
+# Events read per pass: their contacts are read as many to a request as Xero's URL allows.
 EVENTS_PER_PASS = 500
 CONTACT_CATEGORY = "CONTACT"
 
@@ -196,6 +196,20 @@ def _after_error(connection: XeroConnection, events: list, exc: XeroError) -> fl
     if decision.reaction is Reaction.PAUSE:
         pause_for_day_limit(connection, decision.seconds)
         return None
+    if isinstance(exc, XeroNotFoundError):
+        # A read by ids names contacts Lookout has linked: Xero's HTML 404 there is its answer to
+        # a URL it found too long, not "these contacts are gone". The events stay for the next
+        # try, and the log says what Xero said.
+        XeroWebhookEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+            attempts=F("attempts") + 1
+        )
+        write_log(
+            connection,
+            SyncLog.Outcome.RETRYING,
+            http_status=exc.status_code,
+            message=wording.could_not_read_changes(exc) + " The changes are kept and read again.",
+        )
+        return backoff(attempt)
     if decision.reaction in (Reaction.WAIT, Reaction.RETRY):
         if decision.reaction is Reaction.RETRY:
             XeroWebhookEvent.objects.filter(pk__in=[e.pk for e in events]).update(

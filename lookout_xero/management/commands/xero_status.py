@@ -3,6 +3,9 @@
 Exits 1 when any enabled connection needs attention (`status.attention_conditions`, the same
 definition the alerts and the admin's filter use), 0 otherwise. One query, however many
 connections there are.
+
+A connection whose stored values no key in FERNET_KEYS opens is reported in error, even before
+a worker has met it: the stored bytes come with the query, undecrypted, and are only tried.
 """
 
 from __future__ import annotations
@@ -13,14 +16,19 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from lookout_xero import status
+from lookout_xero import keys, status
 from lookout_xero.alerts import SECRET_FIELDS
-from lookout_xero.models import XeroConnection
+from lookout_xero.models import XeroAlert, XeroConnection
 
 ATTENTION_EXIT_CODE = 1
 
 
 class Command(BaseCommand):
+    # Monitoring must run exactly when the configuration is broken: Django's system checks
+    # would stop this command at lookout_xero.E006 (a key FERNET_KEYS lacks), and it would
+    # print nothing. It reports that problem itself, per connection; `manage.py check` (and
+    # every other command) still refuses to run with it.
+    requires_system_checks = []
     help = (
         "One line per Xero connection: organisation, state, pending changes and the oldest one's "
         "age, conflicts, failures, last successful sync, Xero calls left today. Exits 1 when an "
@@ -50,9 +58,11 @@ class Command(BaseCommand):
 def connection_rows() -> list[dict]:
     """What the command reports, one dict per connection, from a single query."""
     now = timezone.now()
-    connections = status.with_figures(
-        status.with_attention(
-            XeroConnection.objects.select_related("organisation").defer(*SECRET_FIELDS), now
+    connections = keys.with_stored_bytes(
+        status.with_figures(
+            status.with_attention(
+                XeroConnection.objects.select_related("organisation").defer(*SECRET_FIELDS), now
+            )
         )
     )
     rows = [_row(connection, now) for connection in connections]
@@ -60,7 +70,13 @@ def connection_rows() -> list[dict]:
 
 
 def _row(connection: XeroConnection, now) -> dict:
-    health = status.health(connection, syncing=connection.lx_running or bool(connection.lx_pending))
+    locked = keys.cannot_open(connection)
+    health = status.health(
+        connection, syncing=connection.lx_running or bool(connection.lx_pending), locked=locked
+    )
+    attention = status.attention(connection)
+    if health.key == "error" and XeroAlert.Kind.ERROR not in attention:
+        attention.insert(0, XeroAlert.Kind.ERROR)  # a lost key no worker has recorded yet
     oldest = connection.lx_oldest_pending_at
     return {
         "organisation": str(connection.organisation),
@@ -70,8 +86,8 @@ def _row(connection: XeroConnection, now) -> dict:
         "state": health.key,
         "state_label": health.label,
         "reason": health.reason,
-        "needs_attention": bool(connection.lx_needs_attention),
-        "attention": status.attention(connection),
+        "needs_attention": bool(attention),
+        "attention": attention,
         "pending": connection.lx_pending,
         "oldest_pending_seconds": round((now - oldest).total_seconds()) if oldest else None,
         "conflicts": connection.lx_conflicts,

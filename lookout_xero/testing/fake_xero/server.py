@@ -25,8 +25,10 @@ from .wire import (
     CONNECTIONS_PATH,
     DROP,
     INTERNAL_ERROR_TEXT,
+    MAX_URL_LENGTH,
     OUTAGE_TEXT,
     TOKEN_PATH,
+    XERO_API_ORIGIN,
     RecordedRequest,
     Reply,
     forbidden,
@@ -58,9 +60,15 @@ class _Fault:
     headers: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     after_processing: bool = False
+    # Only requests with a query value containing this (decoded), e.g. a `where` or `searchTerm`.
+    query_contains: str = ""
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, query: dict[str, list[str]] | None = None) -> bool:
         if self.remaining <= 0 or self.path_contains not in path:
+            return False
+        if self.query_contains and not any(
+            self.query_contains in value for values in (query or {}).values() for value in values
+        ):
             return False
         return self.method is None or self.method.upper() == method
 
@@ -242,8 +250,13 @@ class FakeXero:
         headers: dict[str, str] | None = None,
         path_contains: str = "/Contacts",
         method: str | None = None,
+        query_contains: str = "",
     ) -> None:
-        """Answer the next ``times`` matching requests with this response instead."""
+        """Answer the next ``times`` matching requests with this response instead.
+
+        This is also how a test replays a real Xero answer (status, body and headers) to the
+        client over HTTP; ``query_contains`` narrows it to requests whose query has that text.
+        """
         if body is None:
             body = {503: OUTAGE_TEXT, 500: INTERNAL_ERROR_TEXT}.get(
                 status, HTTPStatus(status).phrase
@@ -263,6 +276,7 @@ class FakeXero:
                 body=raw,
                 content_type=content_type,
                 headers=dict(headers or {}),
+                query_contains=query_contains,
             )
         )
 
@@ -328,10 +342,12 @@ class FakeXero:
         with self._log_lock:
             self._faults.append(fault)
 
-    def _take_fault(self, kinds: tuple[str, ...], method: str, path: str) -> _Fault | None:
+    def _take_fault(
+        self, kinds: tuple[str, ...], method: str, path: str, query: dict | None = None
+    ) -> _Fault | None:
         with self._log_lock:
             for fault in self._faults:
-                if fault.kind in kinds and fault.matches(method, path):
+                if fault.kind in kinds and fault.matches(method, path, query):
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._faults.remove(fault)
@@ -345,12 +361,15 @@ class FakeXero:
             self.requests.append(record)
 
     def _serve(self, record: RecordedRequest) -> Reply:
-        fault = self._take_fault(("fail", "drop"), record.method, record.path)
+        fault = self._take_fault(("fail", "drop"), record.method, record.path, record.query)
         if fault is not None and fault.kind == "fail":
             headers = dict(fault.headers)
             return Reply(fault.status, fault.body, fault.content_type, headers)
         if fault is not None and not fault.after_processing:
             return DROP
+        if len(XERO_API_ORIGIN + record.target) > MAX_URL_LENGTH:
+            # Xero's gateway turns away a URL this long before the API sees it (not counted).
+            return not_found()
         if is_contacts_path(record.path):
             reply = self._serve_contacts(record)
         else:
@@ -364,7 +383,7 @@ class FakeXero:
         return DROP if fault is not None else reply
 
     def _maybe_delay(self, record: RecordedRequest) -> None:
-        fault = self._take_fault(("delay",), record.method, record.path)
+        fault = self._take_fault(("delay",), record.method, record.path, record.query)
         if fault is not None:
             time.sleep(fault.seconds)
 
@@ -421,7 +440,7 @@ class FakeXero:
             token = self._tokens.get(auth[7:].strip()) if auth[:7].lower() == "bearer " else None
             org = self._orgs.get(token.client_id) if token else None
             if token is None or org is None:
-                return unauthorized("AuthorizationUnsuccessful")
+                return unauthorized("AuthenticationUnsuccessful")
             if time.time() >= token.expires_at:
                 when = datetime.fromtimestamp(token.expires_at, UTC)
                 return unauthorized(f"TokenExpired: token expired at {when:%m/%d/%Y %H:%M:%S}")
@@ -465,7 +484,8 @@ class FakeXero:
         if record.method != "GET":
             needed = ("accounting.contacts",)
         if not any(scope in token.scopes for scope in needed):
-            return forbidden()
+            # A token that works but lacks the scope: 401, not 403 (docs/xero.md).
+            return unauthorized("AuthorizationUnsuccessful")
 
         refused = self._limiter.enter(org.usage)
         if refused is not None:
@@ -551,6 +571,7 @@ class _Handler(BaseHTTPRequestHandler):
         record = RecordedRequest(
             method=self.command,
             path=split.path,
+            target=self.path,
             query=parse_qs(split.query, keep_blank_values=True),
             headers=headers,
             body=body,

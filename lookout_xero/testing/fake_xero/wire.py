@@ -15,6 +15,11 @@ CONTACTS_PREFIX = "/api.xro/2.0/Contacts"
 TOKEN_PATH = "/connect/token"
 CONNECTIONS_PATH = "/connections"
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+# Real Xero answers 404 (NOT_FOUND_TEXT) once a URL at https://api.xero.com passes 2,091
+# characters (XeroAPI/Xero-NetStandard issue #471; xero-node issue #404): the fake measures each
+# request as if it had been sent there.
+XERO_API_ORIGIN = "https://api.xero.com"
+MAX_URL_LENGTH = 2091
 
 # Xero's own wording (docs/xero.md, "Error responses").
 NOT_FOUND_TEXT = "The resource you're looking for cannot be found"
@@ -60,6 +65,8 @@ class RecordedRequest:
     answered_at: float | None = None
     # The X-Rate-Limit-Problem of a 429 answer ("minute", "day", "concurrent"...).
     rate_limit_problem: str = ""
+    # The request target as sent: path and query string, still encoded.
+    target: str = ""
 
     def header(self, name: str) -> str | None:
         """Return a request header by case-insensitive name."""

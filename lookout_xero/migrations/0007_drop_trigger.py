@@ -35,7 +35,7 @@ def drop_queue_triggers(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("lookout_xero", "0005_webhooks_and_bookkeeper"),
+        ("lookout_xero", "0006_pending_credentials"),
     ]
 
     operations = [
