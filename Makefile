@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install lint bench bench-production bench-smoke wheel-check test-releases
+.PHONY: demo test install lint bench bench-production bench-smoke bench-save-cost bench-reconcile wheel-check test-releases
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,11 @@ bench-production: install
 
 bench-smoke: install
 	$(PY) scripts/bench_production.py --smoke $(ARGS)
+
+# One scenario each, printed (same database and Redis rules): what a funder save costs against
+# the floor, and the reconcile of 100,000 funders.
+bench-save-cost: install
+	$(PY) scripts/bench_production.py --only 5 $(ARGS)
+
+bench-reconcile: install
+	$(PY) scripts/bench_production.py --only 6 $(ARGS)

@@ -13,7 +13,7 @@ from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
@@ -35,7 +35,7 @@ from .models import (
     XeroConnection,
     XeroContactLink,
 )
-from .services.common import record_undecryptable
+from .services.calls import record_undecryptable
 
 ADMIN_CSS = {"all": ["lookout_xero/admin.css"]}
 ADMIN_JS = ["lookout_xero/admin.js"]
@@ -173,14 +173,17 @@ class OrganisationColumn:
     """
 
     def get_queryset(self, request):
+        # The organisation's name, for sorting the column: its field is a setting, read now.
+        name = F(conf.organisation_name_lookup("connection__organisation"))
         return (
             super()
             .get_queryset(request)
             .select_related("connection__organisation")
             .defer(*CONNECTION_CREDENTIALS)
+            .annotate(lx_organisation_name=name)
         )
 
-    @admin.display(ordering=conf.OrganisationName("connection__organisation"))
+    @admin.display(ordering="lx_organisation_name")
     def organisation(self, obj):
         return obj.connection.organisation
 
@@ -448,7 +451,13 @@ class XeroConnectionAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         if "enabled" in form.changed_data:
             request.lx_switched = "on" if obj.enabled else "off"
-        super().save_model(request, obj, form, change)
+        if not change:
+            obj.save()
+        else:
+            # Only what the person changed: the rest of a form opened minutes ago is stale, and
+            # the sync's own fields (a lease, a pause, a token) must not be written back.
+            fields = {f.name for f in obj._meta.concrete_fields}
+            obj.save(update_fields=[name for name in form.changed_data if name in fields])
         audit.connection_saved(request.user, obj, form.changed_data, adding=not change)
 
     def response_add(self, request, obj, post_url_continue=None):

@@ -105,29 +105,6 @@ def check_keys_open_stored_values(app_configs=None, **kwargs) -> list[checks.Che
     ]
 
 
-@checks.register(checks.Tags.database)
-def check_queue_trigger(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
-    """PostgreSQL: the funder table's queue trigger matches the settings (`migrate` makes it)."""
-    from .services import trigger
-
-    warnings = []
-    for using in databases or ():
-        try:
-            problem = trigger.out_of_step(using)
-        except DatabaseError:
-            continue  # no database to ask
-        if problem:
-            warnings.append(
-                checks.Warning(
-                    f"Database {using!r}: {problem}.",
-                    hint="Run `manage.py migrate`: it installs, rebuilds or removes the trigger "
-                    "to match LOOKOUT_XERO.",
-                    id="lookout_xero.W002",
-                )
-            )
-    return warnings
-
-
 # Xero's request-size limit for one POST (docs/xero.md, "Contacts": 3.5 MB).
 XERO_REQUEST_LIMIT_BYTES = 3_500_000
 

@@ -13,7 +13,6 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
-from django.db.models import F
 from django.utils.module_loading import import_string
 
 DEFAULTS: dict[str, Any] = {
@@ -42,9 +41,8 @@ DEFAULTS: dict[str, Any] = {
     # How long a process trusts what it read of an organisation's Enabled switch, so that a
     # funder save in an organisation without an enabled connection costs no query.
     "ENABLED_CACHE_SECONDS": 2,
-    # On PostgreSQL, a trigger on the funder table queues each change inside the save's own
-    # statement (services.trigger); False queues it from post_save, as on other databases.
-    "DATABASE_TRIGGER": True,
+    # How often beat reconciles (queues.beat_schedule reads it from the settings module).
+    "RECONCILE_SECONDS": 3600,
     "LOG_RETENTION_DAYS": 90,
     "CONFLICT_NAME_SUFFIX": " ({n})",
     # Who is e-mailed when a connection needs a person (empty: nobody), and after how long
@@ -92,23 +90,6 @@ def funder_model() -> type[models.Model]:
 
 def organisation_model() -> type[models.Model]:
     return apps.get_model(organisation_model_label())
-
-
-class OrganisationName(F):
-    """``F("<path>__<ORGANISATION_NAME_FIELD>")``, the field named when the query is built.
-
-    Admin columns declare their ordering at import time, when settings must not be read yet.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    @property
-    def name(self) -> str:
-        return organisation_name_lookup(self.path)
-
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.path!r})"
 
 
 def organisation_name_lookup(path: str) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 
 from celery import current_app
-from django.db import transaction
+from django.apps import apps
+from django.db import router, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,12 @@ def send(task_name: str, *args, countdown: float | None = None) -> bool:
 
 def send_on_commit(task_name: str, *args, countdown: float | None = None) -> None:
     """Publish once the surrounding transaction commits; nothing if it rolls back."""
-    transaction.on_commit(lambda: send(task_name, *args, countdown=countdown))
+    transaction.on_commit(lambda: send(task_name, *args, countdown=countdown), using=database())
+
+
+def database() -> str:
+    """The database lookout_xero's rows are written to: the transaction a publish waits for."""
+    return router.db_for_write(apps.get_model("lookout_xero", "OutboxEntry"))
 
 
 def drain_on_commit(connection_id: int) -> None:

@@ -158,7 +158,7 @@ def record_lost_keys() -> int:
     """
     from .fields import UndecryptableError
     from .models import XeroConnection
-    from .services.common import record_undecryptable
+    from .services.calls import record_undecryptable
 
     marked = 0
     unmarked = XeroConnection.objects.exclude(error_code="undecryptable").only("pk")

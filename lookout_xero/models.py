@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
@@ -154,8 +155,9 @@ class XeroConnection(models.Model):
     def __str__(self) -> str:
         return f"Xero connection for {self.organisation}"
 
-    # What a person edits. Everything else is the sync's, written with targeted UPDATEs, so a
-    # form saved from a stale page must not write it back (a lease, a pause, a fresh token...).
+    # What a person edits. Everything else is the sync's, written with targeted UPDATEs: code
+    # that holds an instance for a while (a form, a check that calls Xero) saves with
+    # ``update_fields`` so as not to write back a lease, a pause or a token read long ago.
     EDITABLE_FIELDS = (
         "organisation",
         "client_id",
@@ -166,31 +168,51 @@ class XeroConnection(models.Model):
     )
 
     def save(self, *args, **kwargs) -> None:
-        """Save what a person edits, then send `connection_changed` with what changed.
+        """Save, then send `connection_changed` with what changed.
 
-        The Enabled switch itself (a full sync on enable, stopping on disable) is not here: the
-        receivers connected in `AppConfig.ready()` run it, whoever saved (admin, ORM, command).
+        Saves what it is told to: every field, or ``update_fields`` (and the fields a change
+        of credentials resets with them). The Enabled switch itself (a full sync on enable,
+        stopping on disable) is not here: the receivers connected in `AppConfig.ready()` run
+        it, whoever saved (admin, ORM, command).
         """
         previous = None
         if self.pk and not self._state.adding:
             previous = (
                 type(self)._base_manager.filter(pk=self.pk).only(*self.EDITABLE_FIELDS).first()
             )
-        fields = kwargs.get("update_fields")
-        fields = set(self.EDITABLE_FIELDS) if fields is None else set(fields)
         if previous is not None and previous.organisation_id != self.organisation_id:
-            # Its links, outbox and runs are the first organisation's funders, and Xero's
-            # contacts are the customer's: carried over, they would sync the wrong people.
-            raise ValueError(
-                f"{previous} cannot move to another organisation: delete it, then create a "
-                "connection for the other organisation (its full sync starts when enabled)."
-            )
-        change = ConnectionChange.between(previous, self, fields)
+            raise ValueError(self._refuse_move(previous))
+        fields = kwargs.get("update_fields")
+        change = ConnectionChange.between(
+            previous, self, set(self.EDITABLE_FIELDS) if fields is None else set(fields)
+        )
         touched = self._reset_for(change)
-        if previous is not None:
+        if previous is not None and fields is not None:
             kwargs["update_fields"] = {*fields, "updated_at", *touched}
         super().save(*args, **kwargs)
         connection_changed.send(sender=type(self), connection=self, change=change)
+
+    def clean(self) -> None:
+        super().clean()
+        moved = self._moved_from()
+        if moved is not None:
+            raise ValidationError({"organisation": self._refuse_move(moved)})
+
+    def _moved_from(self) -> XeroConnection | None:
+        """The saved connection, if this one now names another organisation."""
+        if not self.pk or self._state.adding:
+            return None
+        saved = type(self)._base_manager.filter(pk=self.pk).only("organisation").first()
+        return saved if saved and saved.organisation_id != self.organisation_id else None
+
+    @staticmethod
+    def _refuse_move(previous: XeroConnection) -> str:
+        # Its links, outbox and runs are the first organisation's funders, and Xero's
+        # contacts are the customer's: carried over, they would sync the wrong people.
+        return (
+            f"{previous} cannot move to another organisation: delete it, then create a "
+            "connection for the other organisation (its full sync starts when enabled)."
+        )
 
     def _reset_for(self, change: ConnectionChange) -> set[str]:
         """New credentials void the cached token and the verdict on the old ones."""
@@ -390,9 +412,9 @@ class XeroWebhookEvent(models.Model):
 class OutboxEntry(models.Model):
     """A funder whose profile must be pushed: one row per (connection, funder), upserted.
 
-    Written by the database itself on PostgreSQL, in the funder's own statement
-    (`services.trigger`), elsewhere by post_save (in the save's transaction, if it has one),
-    so a change committed while the broker or the worker is down is still found by the sweep.
+    Written by post_save (in the save's transaction, if it has one), by a full sync and by the
+    reconcile, so a change committed while the broker or the worker is down is still found by
+    the sweep.
     """
 
     connection = models.ForeignKey(XeroConnection, on_delete=models.CASCADE, related_name="outbox")

@@ -1,12 +1,16 @@
-"""The Celery queues lookout_xero's tasks are routed to, so each kind of work has its workers.
+"""The Celery queues lookout_xero's tasks are routed to, and the periodic tasks beat runs.
 
 A long full-sync plan of a very large organisation must not delay other organisations' drains,
-and housekeeping must run whatever the backlog. Plain constants, safe to import from settings:
+and housekeeping must run whatever the backlog. Plain constants and a function of plain values,
+safe to import from a settings module:
 
     CELERY_TASK_ROUTES = lookout_xero.queues.TASK_ROUTES
+    CELERY_BEAT_SCHEDULE = lookout_xero.queues.beat_schedule(LOOKOUT_XERO)
 """
 
-PLAN = "lookout_xero.plan"  # full syncs and previews: read Xero, plan every funder
+from datetime import timedelta
+
+PLAN = "lookout_xero.plan"  # full syncs, previews and reconciles: read and plan every funder
 DRAIN = "lookout_xero.drain"  # push pending funders: many short tasks, latency matters
 WEBHOOKS = "lookout_xero.webhooks"  # what Xero tells us about contacts changed there
 HOUSEKEEPING = "lookout_xero.housekeeping"  # the sweep, alerts, log retention
@@ -15,9 +19,40 @@ ALL = (PLAN, DRAIN, WEBHOOKS, HOUSEKEEPING)
 
 TASK_ROUTES = {
     "lookout_xero.start_full_sync": {"queue": PLAN},
+    # Reads every membership funder of each enabled organisation: with the plans, never in
+    # the way of a drain.
+    "lookout_xero.reconcile": {"queue": PLAN},
     "lookout_xero.drain_outbox": {"queue": DRAIN},
     "lookout_xero.process_webhooks": {"queue": WEBHOOKS},
     "lookout_xero.sweep_outbox": {"queue": HOUSEKEEPING},
     "lookout_xero.check_alerts": {"queue": HOUSEKEEPING},
     "lookout_xero.prune_logs": {"queue": HOUSEKEEPING},
 }
+
+RECONCILE_SECONDS = 3600  # LOOKOUT_XERO["RECONCILE_SECONDS"] when it is not set
+
+
+def beat_schedule(
+    lookout_xero: dict | None = None, *, sweep_seconds: float = 30, alert_seconds: float = 60
+) -> dict:
+    """``CELERY_BEAT_SCHEDULE`` for lookout_xero; ``lookout_xero`` is the ``LOOKOUT_XERO``
+    dict the settings module builds (its ``RECONCILE_SECONDS``). Merge in your own tasks."""
+    reconcile = (lookout_xero or {}).get("RECONCILE_SECONDS", RECONCILE_SECONDS)
+    return {
+        "lookout-xero-sweep": {
+            "task": "lookout_xero.sweep_outbox",
+            "schedule": timedelta(seconds=sweep_seconds),
+        },
+        "lookout-xero-alerts": {
+            "task": "lookout_xero.check_alerts",
+            "schedule": timedelta(seconds=alert_seconds),
+        },
+        "lookout-xero-reconcile": {
+            "task": "lookout_xero.reconcile",
+            "schedule": timedelta(seconds=reconcile),
+        },
+        "lookout-xero-prune": {"task": "lookout_xero.prune_logs", "schedule": timedelta(hours=6)},
+    }
+
+
+BEAT_SCHEDULE = beat_schedule()  # with the defaults

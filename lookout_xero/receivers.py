@@ -9,19 +9,16 @@ from __future__ import annotations
 from . import services
 
 
-def funder_saved(sender, instance, raw=False, using=None, **kwargs) -> None:
-    """post_save of the host's funder: its outbox row (PostgreSQL's trigger has written it, or
-    this upserts it); a drain asked for on commit."""
+def funder_saved(sender, instance, raw=False, **kwargs) -> None:
+    """post_save of the host's funder: one upsert of its outbox row, in the save's transaction
+    when it has one; a drain asked for on commit. Nothing at all, not even a query, when its
+    organisation had no enabled connection a moment ago (see `services.enabled` for why that
+    loses nothing). A change that never sends post_save is found by the reconcile."""
     if raw or not services.is_membership(instance):
-        return  # loading fixtures, or never in scope: no query at all
-    heard = services.heard_from_trigger(using, instance.pk)  # PostgreSQL: no query
-    for connection_id in heard.drains:
-        services.ask_for_drain_on_commit(connection_id)
-    if heard.queued:
-        return  # the trigger queued it in the save's own statement
+        return  # loading fixtures (the reconcile finds them), or never in scope: no query
     organisation_id = services.organisation_id_of(instance)
     if not services.may_have_enabled_connection(organisation_id):
-        return  # no enabled connection a moment ago: no query at all (see services.enabled)
+        return  # no enabled connection a moment ago: no query at all
     queued = services.queue_funder_of_organisation(organisation_id, instance.pk)
     if queued is None:
         return  # disabled or not connected: nothing is queued for later

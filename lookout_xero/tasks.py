@@ -46,6 +46,12 @@ def sweep_outbox() -> dict:
     return services.sweep()
 
 
+@shared_task(name="lookout_xero.reconcile", ignore_result=True)
+def reconcile() -> dict:
+    """Beat: queue funders changed without a save (found locally; no call to Xero)."""
+    return {str(r.organisation_id): r.queued for r in services.reconcile()}
+
+
 @shared_task(name="lookout_xero.prune_logs", ignore_result=True)
 def prune_logs() -> int:
     """Beat: delete sync log rows older than LOG_RETENTION_DAYS."""

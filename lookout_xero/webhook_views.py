@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 from . import services
 from .fields import UndecryptableError
 from .models import XeroConnection
-from .services.common import record_undecryptable
+from .services.calls import record_undecryptable
 
 SIGNATURE_HEADER = "HTTP_X_XERO_SIGNATURE"
 # Xero's deliveries are a few kilobytes; anything much larger is not Xero.

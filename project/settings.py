@@ -4,7 +4,6 @@ The defaults run on one machine with no services: SQLite under var/ and Celery's
 broker, also under var/.
 """
 
-from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -157,20 +156,6 @@ CELERY_TASK_QUEUES = [Queue(name) for name in (*lookout_xero_queues.ALL, "celery
 # Publishing must not hang a web request when the broker is down: the outbox sweep delivers later.
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
-CELERY_BEAT_SCHEDULE = {
-    "lookout-xero-sweep": {
-        "task": "lookout_xero.sweep_outbox",
-        "schedule": timedelta(seconds=env.int("LOOKOUT_XERO_SWEEP_SECONDS", default=30)),
-    },
-    "lookout-xero-prune": {
-        "task": "lookout_xero.prune_logs",
-        "schedule": timedelta(hours=6),
-    },
-    "lookout-xero-alerts": {
-        "task": "lookout_xero.check_alerts",
-        "schedule": timedelta(seconds=env.int("LOOKOUT_XERO_ALERT_SECONDS", default=60)),
-    },
-}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- lookout_xero ----------------------------------------------------------------------------
@@ -187,7 +172,15 @@ LOOKOUT_XERO = {
     "ALERT_RECIPIENTS": env.list("LOOKOUT_XERO_ALERT_RECIPIENTS", default=["team@lookout.example"]),
     "ALERT_AFTER_MINUTES": env.int("LOOKOUT_XERO_ALERT_AFTER_MINUTES", default=60),
     "SITE_URL": env("SITE_URL", default="http://127.0.0.1:8000"),
+    # The demo reconciles every few minutes; the app's default is hourly.
+    "RECONCILE_SECONDS": env.int("LOOKOUT_XERO_RECONCILE_SECONDS", default=300),
 }
+# lookout_xero's periodic tasks: the sweep, alerts, the reconcile and log retention.
+CELERY_BEAT_SCHEDULE = lookout_xero_queues.beat_schedule(
+    LOOKOUT_XERO,
+    sweep_seconds=env.int("LOOKOUT_XERO_SWEEP_SECONDS", default=30),
+    alert_seconds=env.int("LOOKOUT_XERO_ALERT_SECONDS", default=60),
+)
 
 LOGGING = {
     "version": 1,

@@ -95,6 +95,8 @@ class Worker:
             "LOOKOUT_XERO_RETRY_BASE_SECONDS": "0.2",
             "LOOKOUT_XERO_RETRY_MAX_SECONDS": "1",
             "LOOKOUT_XERO_ALERT_SECONDS": "2",
+            # Tests ask for a reconcile when they want one (its own test runs the beat task).
+            "LOOKOUT_XERO_RECONCILE_SECONDS": "86400",
             "LOOKOUT_XERO_ALERT_RECIPIENTS": "team@lookout.example",
             "LOOKOUT_XERO_ENABLED_CACHE_SECONDS": ENABLED_CACHE_SECONDS,
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
@@ -165,22 +167,6 @@ def enabled_switches_forgotten(settings):
     services.clear_enabled()
     yield
     services.clear_enabled()
-
-
-@pytest.fixture
-def queued_by_post_save(settings):
-    """Saves are queued by the post_save receiver's upsert, on every database: on PostgreSQL
-    the trigger that queues them inside the save's statement is removed for the test."""
-    from django.db import connection
-
-    from lookout_xero import services
-
-    with_trigger = settings.LOOKOUT_XERO
-    settings.LOOKOUT_XERO = {**with_trigger, "DATABASE_TRIGGER": False}
-    services.install_trigger(connection.alias)
-    yield
-    settings.LOOKOUT_XERO = with_trigger
-    services.install_trigger(connection.alias)
 
 
 @pytest.fixture(scope="module")

@@ -116,6 +116,23 @@ def test_secret_is_never_rendered_blank_keeps_it_and_typing_replaces_it(admin_cl
     assert NEW_SECRET not in page
 
 
+def test_a_form_opened_before_the_sync_wrote_does_not_write_it_back(admin_client, organisation):
+    connection = make_connection(organisation, enabled=True)
+    page_opened_with = form_data(connection, scope="accounting.contacts accounting.settings.read")
+    until = timezone.now() + timedelta(hours=2)
+    XeroConnection.objects.filter(pk=connection.pk).update(  # the sync, meanwhile
+        paused_until=until, lease_token="held-by-a-worker", drain_requested=True
+    )
+    assert admin_client.post(change_url(connection), page_opened_with).status_code == 302
+    fresh = XeroConnection.objects.get(pk=connection.pk)
+    assert fresh.scope == "accounting.contacts accounting.settings.read"
+    assert (fresh.paused_until, fresh.lease_token, fresh.drain_requested) == (
+        until,
+        "held-by-a-worker",
+        True,
+    )
+
+
 def test_a_form_with_errors_does_not_echo_the_typed_secret(admin_client, organisation):
     response = admin_client.post(
         url("xeroconnection_add"),

@@ -121,3 +121,52 @@ def test_no_function_in_services_is_longer_than_fifty_lines():
     longest = max(lengths, key=lengths.get)
     print(f"longest function in services/: {longest} ({lengths[longest]} lines)")
     assert lengths[longest] <= 50, longest
+
+
+def test_only_public_django_api_and_the_routers_database():
+    """No query compiled for the default database while it runs on the outbox's, no on-commit
+    hook that waits on the default database's transaction, no expression subclassed around its
+    ``__init__``, no driver module's internals."""
+    problems = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        where = path.relative_to(PACKAGE.parent)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                name = node.func.attr
+                if name == "sql_with_params":
+                    problems.append(f"{where}:{node.lineno} sql_with_params() (default database)")
+                if name == "on_commit" and "using" not in {k.arg for k in node.keywords}:
+                    problems.append(f"{where}:{node.lineno} on_commit() without using")
+            if isinstance(node, ast.ClassDef) and "F" in {ast.unparse(b) for b in node.bases}:
+                problems.append(f"{where}:{node.lineno} a subclass of F")
+            if isinstance(node, ast.Attribute) and ast.unparse(node).endswith("Database.__name__"):
+                problems.append(f"{where}:{node.lineno} the driver module's name")
+    assert problems == []
+
+
+def defined_functions(module: str) -> set[str]:
+    tree = ast.parse((PACKAGE / "services" / f"{module}.py").read_text())
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def test_each_services_module_keeps_to_its_job():
+    graph = import_graph()
+    # What a match does to a link is shared, not borrowed from a sibling.
+    assert "lookout_xero.services.full_sync" not in graph["lookout_xero.services.drain"]
+    assert "lookout_xero.services.links" in graph["lookout_xero.services.drain"]
+    assert "lookout_xero.services.links" in graph["lookout_xero.services.full_sync"]
+    # The outbox queues; people, the sweep and retention are elsewhere.
+    public = {name for name in defined_functions("outbox") if not name.startswith("_")}
+    assert public == {
+        "queue_funder",
+        "queue_funder_of_organisation",
+        "queue_changed_funders",
+        "upsert_statement",
+        "ask_for_drain_on_commit",
+    }
+    # What the parts share has a name each, not one grab bag.
+    assert not (PACKAGE / "services" / "common.py").exists()
+    # The sweep's four jobs, each on its own.
+    jobs = {"end_pauses", "restart_runs", "restart_drains", "restart_webhooks"}
+    assert jobs | {"sweep"} == defined_functions("sweep")

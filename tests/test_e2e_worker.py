@@ -329,12 +329,11 @@ def test_a_full_sync_counts_a_funder_whose_push_was_in_flight_when_it_was_queued
 
 
 def test_a_save_skipped_by_a_process_that_had_not_heard_of_the_switch_reaches_xero(
-    worker, xero, organisation, settings, queued_by_post_save
+    worker, xero, organisation, settings
 ):
     # This process read "no enabled connection" a moment before another process enabled it,
-    # so the post_save receiver skips saves for ENABLED_CACHE_SECONDS (PostgreSQL's trigger,
-    # removed here, would have queued them). The full sync that enabling starts begins
-    # only after that: it carries what the skipped saves changed.
+    # so the post_save receiver skips saves for ENABLED_CACHE_SECONDS. The full sync that
+    # enabling starts begins only after that: it carries what the skipped saves changed.
     settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "ENABLED_CACHE_SECONDS": 4}
     org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
     connection = make_connection(organisation)

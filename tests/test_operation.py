@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 
 import pytest
 from celery.signals import before_task_publish
-from django.core.management import call_command
 from django.db import connection as db
 from django.db import transaction
 from django.test.utils import CaptureQueriesContext
@@ -116,7 +116,7 @@ def saving_costs(funder) -> list[str]:
 
 @pytest.mark.django_db(transaction=True)  # committed saves, as in production's autocommit
 def test_a_save_without_an_enabled_connection_costs_no_query_at_all(
-    organisation, queued_by_post_save
+    organisation,
 ):
     grant = Funder.objects.create(organisation=organisation, name="Grant", funder_type="grant")
     member = make_funder(organisation, "Member")  # its save read the switch: none
@@ -141,7 +141,7 @@ def test_a_save_without_an_enabled_connection_costs_no_query_at_all(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_switch_turned_off_elsewhere_queues_nothing_while_this_process_thinks_it_on(
-    organisation, queued_by_post_save
+    organisation,
 ):
     connection = make_connection(organisation, enabled=True)
     member = make_funder(organisation, "Member")
@@ -154,7 +154,7 @@ def test_a_switch_turned_off_elsewhere_queues_nothing_while_this_process_thinks_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_switch_change_rolled_back_is_not_remembered(organisation, queued_by_post_save):
+def test_a_switch_change_rolled_back_is_not_remembered(organisation):
     connection = make_connection(organisation, enabled=True)
     member = make_funder(organisation, "Member")
     with pytest.raises(RuntimeError), transaction.atomic():
@@ -221,154 +221,44 @@ def test_a_planner_that_stops_beating_is_planned_again(organisation, xero):
     assert run.status == "pending"
 
 
-# --- PostgreSQL: the trigger queues a save inside the save's own statement ---------------------
-
-on_postgresql = pytest.mark.skipif(
-    db.vendor != "postgresql", reason="the trigger is PostgreSQL's; elsewhere post_save queues"
-)
-DRAIN = ("lookout_xero.drain_outbox", queues.DRAIN)
+# --- the queue trigger of earlier versions goes ----------------------------------------------
 
 
-def triggers() -> list[str]:
+@pytest.mark.skipif(db.vendor != "postgresql", reason="only PostgreSQL ever had the trigger")
+@pytest.mark.django_db(transaction=True)  # DDL, as migrate runs it
+def test_the_migration_drops_the_queue_trigger_and_function_an_older_version_left(organisation):
+    # As earlier versions installed them: a function and a row trigger on the funder table.
+    old = "lookout_xero_queue_0123456789"
     with db.cursor() as cursor:
-        cursor.execute("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'lookout_xero%%'")
-        return [name for (name,) in cursor.fetchall()]
+        cursor.execute(
+            f"CREATE FUNCTION {old}() RETURNS trigger LANGUAGE plpgsql "
+            "AS $f$ BEGIN RAISE NOTICE 'lookout_xero'; RETURN NULL; END $f$"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER {old} AFTER INSERT OR UPDATE ON funders_funder "
+            f"FOR EACH ROW EXECUTE FUNCTION {old}()"
+        )
+    assert ours_in_the_database() == ([old], [old])
+
+    migration = importlib.import_module("lookout_xero.migrations.0007_drop_trigger")
+    with db.schema_editor() as schema_editor:
+        migration.drop_queue_triggers(None, schema_editor)
+    assert ours_in_the_database() == ([], [])
+    make_funder(organisation, "Saved Without It")  # the funder table works as before
 
 
-@on_postgresql
-@pytest.mark.django_db(transaction=True)  # committed saves, as in production's autocommit
-def test_on_postgresql_a_save_costs_its_own_statement_and_one_drain_marker(organisation, published):
-    connection = make_connection(organisation, enabled=True)
-    member = make_funder(organisation, "Member")
-    OutboxEntry.objects.all().delete()
-    XeroConnection.objects.filter(pk=connection.pk).update(drain_requested=False)
-    published.clear()
-
-    with pytest.raises(RuntimeError), transaction.atomic():
-        make_funder(organisation, "Never Happened")
-        raise RuntimeError("rollback")
-    assert not OutboxEntry.objects.exists() and published == []
-
-    first, second = saving_costs(member), saving_costs(member)
-    # The UPDATE, whose trigger queued the row and said no drain was asked for, and the marker
-    # that asks for one once committed; then the UPDATE alone: a drain is already asked for.
-    assert first[0].startswith('UPDATE "funders_funder"') and len(first) == 2
-    assert "drain_requested" in first[1]
-    assert second == [first[0]]
-    assert OutboxEntry.objects.get(connection=connection).version == 2
-    assert published == [DRAIN]
-
-
-@on_postgresql
-@pytest.mark.django_db(transaction=True)
-def test_on_postgresql_changes_made_without_a_save_are_queued_with_them(organisation, published):
-    connection = make_connection(organisation, enabled=True)
-    members = [make_funder(organisation, f"Member {n}") for n in range(3)]
-    grant = make_funder(organisation, "Grant Body", funder_type="grant")
-    OutboxEntry.objects.all().delete()
-    XeroConnection.objects.filter(pk=connection.pk).update(drain_requested=False)
-    published.clear()
-
-    with db.cursor() as cursor:  # raw SQL: no post_save, and Django is not even asked
-        cursor.execute("UPDATE funders_funder SET phone = %s", ["09 555 0100"])
-    queued = OutboxEntry.objects.values_list("funder_id", flat=True)
-    assert sorted(queued) == [m.pk for m in members] and grant.pk not in queued
-    assert published == []  # nobody could ask for a drain without a save
-
-    make_funder(Organisation.objects.create(name="Elsewhere"), "Anyone")  # any later save asks
-    assert published == [DRAIN]
-
-
-@on_postgresql
-@pytest.mark.django_db(transaction=True)
-def test_on_postgresql_queue_changed_funders_asks_for_the_drain_the_trigger_needs(
-    organisation, published
-):
-    connection = make_connection(organisation, enabled=True)
-    members = [make_funder(organisation, f"Member {n}") for n in range(3)]
-    OutboxEntry.objects.all().delete()
-    XeroConnection.objects.filter(pk=connection.pk).update(drain_requested=False)
-    published.clear()
-
-    Funder.objects.filter(organisation=organisation).update(phone="09 555 0100")
-    assert OutboxEntry.objects.count() == 3 and published == []  # queued, not yet asked for
-    assert services.queue_changed_funders(members) == 3  # the rows it finds are not new
-    assert published == [DRAIN]
-    assert set(OutboxEntry.objects.values_list("version", flat=True)) == {2}
-
-
-@on_postgresql
-@pytest.mark.django_db(transaction=True)
-def test_on_postgresql_the_trigger_is_heard_when_the_host_silences_notices(organisation, published):
-    make_connection(organisation, enabled=True)
-    member = make_funder(organisation, "Member")
+def ours_in_the_database() -> tuple[list[str], list[str]]:
     with db.cursor() as cursor:
-        cursor.execute("SET client_min_messages TO warning")
-    try:
-        assert len(saving_costs(member)) == 1  # heard: the receiver queued nothing more
-        assert OutboxEntry.objects.get(funder=member).version == 2
-    finally:
-        with db.cursor() as cursor:
-            cursor.execute("RESET client_min_messages")
+        cursor.execute("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'lookout\\_xero%%'")
+        triggers = [name for (name,) in cursor.fetchall()]
+        cursor.execute("SELECT proname FROM pg_proc WHERE proname LIKE 'lookout\\_xero%%'")
+        return triggers, [name for (name,) in cursor.fetchall()]
 
 
-@on_postgresql
-@pytest.mark.django_db(transaction=True)
-def test_on_postgresql_migrate_keeps_the_trigger_in_step_with_the_settings(
-    organisation, settings, published
-):
-    installed = triggers()
-    assert len(installed) == 1 and services.install_trigger(db.alias) == "up to date"
-    connection = make_connection(organisation, enabled=True)
-    club_member = make_funder(organisation, "Club Member", funder_type="club")
-    XeroConnection.objects.filter(pk=connection.pk).update(drain_requested=True)
-    OutboxEntry.objects.all().delete()
-    try:
-        # The settings change, and migrate has not run yet: the trigger still queues by the
-        # old rules, so the receiver queues the new members itself.
-        settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "MEMBERSHIP_VALUE": "club"}
-        assert len(saving_costs(club_member)) > 1  # the UPDATE, and the receiver's upsert
-        assert OutboxEntry.objects.get(funder=club_member).version == 1
-        assert services.install_trigger(db.alias) == "installed"
-        assert triggers() != installed and len(triggers()) == 1
-        assert len(saving_costs(club_member)) == 1  # the new trigger queues it
-        assert OutboxEntry.objects.get(funder=club_member).version == 2
-
-        settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "DATABASE_TRIGGER": False}
-        assert services.install_trigger(db.alias) == "removed" and triggers() == []
-        assert len(saving_costs(club_member)) > 1  # post_save queues it again
-        assert OutboxEntry.objects.get(funder=club_member).version == 3
-    finally:
-        settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "MEMBERSHIP_VALUE": "membership"}
-        settings.LOOKOUT_XERO["DATABASE_TRIGGER"] = True
-        services.install_trigger(db.alias)
-    assert triggers() == installed
-
-
-@on_postgresql
-def test_on_postgresql_the_trigger_never_stands_in_the_way_of_the_hosts_migrations(organisation):
-    # The membership test is in the function's body: a column the trigger reads can still
-    # change type (PostgreSQL refuses that for a column named in a trigger's WHEN clause).
-    installed = triggers()
+def test_migrate_leaves_nothing_of_the_app_on_the_funder_table():
+    if db.vendor == "postgresql":
+        assert ours_in_the_database() == ([], [])
+    funder_table = Funder._meta.db_table
     with db.cursor() as cursor:
-        cursor.execute("ALTER TABLE funders_funder ALTER COLUMN funder_type TYPE varchar(60)")
-    connection = make_connection(organisation, enabled=True)
-    member = make_funder(organisation, "Member")
-    assert OutboxEntry.objects.get(connection=connection, funder=member).version == 1
-    # A migrate with nothing to apply leaves it be; one with migrations to apply removes it
-    # first (a column it reads may be renamed) and installs it again at the end.
-    call_command("migrate", verbosity=0)
-    assert triggers() == installed
-
-
-@on_postgresql
-def test_on_postgresql_check_warns_when_the_trigger_is_not_the_settings_one(settings):
-    from lookout_xero.checks import check_queue_trigger
-
-    assert check_queue_trigger(databases=[db.alias]) == []
-    settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "MEMBERSHIP_VALUE": "club"}
-    [warning] = check_queue_trigger(databases=[db.alias])
-    assert warning.id == "lookout_xero.W002" and "is from others" in warning.msg
-    settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "DATABASE_TRIGGER": False}
-    [warning] = check_queue_trigger(databases=[db.alias])
-    assert "is installed but not wanted" in warning.msg
+        constraints = db.introspection.get_constraints(cursor, funder_table)
+    assert not [name for name in constraints if "lookout" in name]

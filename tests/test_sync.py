@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from celery.signals import before_task_publish
+from django.core.exceptions import ValidationError
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F
@@ -121,7 +122,6 @@ def test_non_members_and_disabled_connections_queue_nothing(
 
 
 def test_changes_made_without_a_save_are_queued_by_queue_changed_funders(
-    queued_by_post_save,  # PostgreSQL's trigger would queue the update() itself
     xero,
     connection,
     organisation,
@@ -173,6 +173,9 @@ def test_a_connection_cannot_move_to_another_organisation(organisation, org):
 
     connection = make_connection(organisation, enabled=True)
     connection.organisation = Organisation.objects.create(name="Other Trust")
+    with pytest.raises(ValidationError) as refused:
+        connection.full_clean()  # what a form runs: a message on the field, not a crash
+    assert "cannot move to another organisation" in refused.value.message_dict["organisation"][0]
     with pytest.raises(ValueError, match="cannot move to another organisation"):
         connection.save()
     connection.refresh_from_db()
@@ -558,7 +561,9 @@ def test_credentials_of_another_xero_organisation_wait_for_a_person_then_start_o
     services.drain(connection.pk)
     other = xero.add_organisation("client-new-org", "secret-new", name="New Books Ltd")
     connection.client_id, connection.client_secret = "client-new-org", "secret-new"
-    connection.save()  # another Client ID: a full sync, not a push of stale ContactIDs
+    # Another Client ID: a full sync, not a push of stale ContactIDs. (The instance is older
+    # than the tenant the full sync noted: it saves only what it changes.)
+    connection.save(update_fields=["client_id", "client_secret"])
     run = connection.runs.filter(status="pending").get()
     services.run_full_sync(run.pk)
     services.drain(connection.pk)
@@ -584,15 +589,25 @@ def test_credentials_of_another_xero_organisation_wait_for_a_person_then_start_o
     assert connection.other_tenant_id == ""
 
 
-def test_saving_a_stale_connection_keeps_what_the_sync_wrote(connection, organisation):
-    stale = XeroConnection.objects.get(pk=connection.pk)  # e.g. an admin form opened earlier
+def test_a_connection_saves_every_field_it_is_told_to(connection):
+    XeroConnection.objects.filter(pk=connection.pk).update(
+        paused_until=timezone.now() + timedelta(hours=2)
+    )
+    connection.paused_until = None  # a person ends the pause from a shell
+    connection.save()
+    assert XeroConnection.objects.get(pk=connection.pk).paused_until is None
+
+
+def test_saving_a_stale_connection_with_update_fields_keeps_what_the_sync_wrote(connection):
+    stale = XeroConnection.objects.get(pk=connection.pk)  # e.g. a form opened earlier
     until = timezone.now() + timedelta(hours=2)
     XeroConnection.objects.filter(pk=connection.pk).update(
         paused_until=until, lease_token="held-by-a-worker", min_limit_remaining=12
     )
-    stale.scope = "accounting.contacts"
-    stale.save()
+    stale.scope = "accounting.contacts accounting.settings.read"
+    stale.save(update_fields=["scope"])
     fresh = XeroConnection.objects.get(pk=connection.pk)
+    assert fresh.scope == "accounting.contacts accounting.settings.read"
     assert (fresh.paused_until, fresh.lease_token, fresh.min_limit_remaining) == (
         until,
         "held-by-a-worker",

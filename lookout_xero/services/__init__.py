@@ -1,60 +1,55 @@
 """The sync: the only place where the ORM meets the Xero client.
 
-Flow: a funder save queues an outbox row: on PostgreSQL a trigger does it inside the save's
-statement (`trigger`; `notices` keeps what it said), elsewhere
-`outbox.queue_funder_of_organisation`, unless `enabled` knows its organisation has no enabled
-connection; `drain.drain` takes the organisation's lease and pushes pending funders in batches;
-enabling a connection plans a full sync (`full_sync.run_full_sync`) that links funders to
-contacts already in Xero and queues everything in scope. `switch` owns the Enabled switch,
-`people` the decisions a person makes, `policy` how every caller reacts to Xero's errors,
-`common` what they share. `webhooks` stores Xero's events and reads the contacts they name;
-`bookkeeper` applies what the bookkeeper did in Xero (merges, archives, GDPR requests, drift)
-to the links, for webhooks, write answers and full syncs alike. Work is enqueued through
-`lookout_xero.dispatch`, by task name: nothing here imports `tasks`.
+Flow: a funder save queues an outbox row (`outbox.queue_funder_of_organisation`), unless
+`enabled` knows its organisation has no enabled connection; `drain.drain` takes the
+organisation's lease and pushes pending funders in batches; enabling a connection plans a
+full sync (`full_sync.run_full_sync`) that links funders to contacts already in Xero and
+queues everything in scope. `switch` owns the Enabled switch, `people` the decisions a person
+makes, `policy` how every caller reacts to Xero's errors. They share `scope` (which funders
+belong in Xero), `calls` (a connection's client, and what Xero's refusals do to it), `records`
+(runs and the sync log) and `links` (what a match does to a link). Beat runs `sweep` (what an
+outage left behind), `retention`, and `reconcile`, which finds funders changed without a save
+(their Contact differs from what Xero last received) and queues them. `webhooks` stores
+Xero's events and reads the contacts they name; `bookkeeper` applies what the bookkeeper did
+in Xero (merges, archives, GDPR requests, drift) to the links, for webhooks, write answers and
+full syncs alike. Work is enqueued through `lookout_xero.dispatch`, by task name: nothing here
+imports `tasks`.
 """
 
 from .bookkeeper import review_links
-from .common import (
-    RetryLater,
-    StopDrain,
-    client_for,
-    finish_run,
-    in_scope_funders,
-    is_archived,
-    is_membership,
-    organisation_id_of,
-    record_connection_error,
-)
+from .calls import RetryLater, StopDrain, client_for, record_connection_error
 from .drain import FollowUp, drain, drain_once, name_with_suffix, next_due_in
 from .enabled import clear as clear_enabled
 from .enabled import forget as forget_enabled
 from .enabled import may_have_enabled_connection
 from .full_sync import run_full_sync
 from .lease import Lease, LeaseLost
-from .notices import listen as listen_to_trigger
 from .outbox import (
     ask_for_drain_on_commit,
-    prune_logs,
-    push_now,
     queue_changed_funders,
     queue_funder,
     queue_funder_of_organisation,
-    retry_failed,
-    sweep,
 )
 from .people import (
     CredentialCheck,
     check_credentials,
     discard_new_tenant,
     next_name_suffix,
+    push_now,
     push_profile_now,
     resolve_conflict,
     restore_in_xero,
+    retry_failed,
     stop_syncing_funder,
     use_new_tenant,
     waiting_for_a_person,
 )
 from .policy import Decision, Reaction, backoff, react_to
+from .reconcile import Reconciled, reconcile
+from .records import finish_run
+from .retention import prune_logs
+from .scope import in_scope_funders, is_archived, is_membership, organisation_id_of
+from .sweep import sweep
 from .switch import (
     apply_change,
     cancel_run,
@@ -62,10 +57,6 @@ from .switch import (
     start_preview,
     stop_syncing,
 )
-from .trigger import heard_from_trigger
-from .trigger import install as install_trigger
-from .trigger import installed_on_migrate as install_trigger_on_migrate
-from .trigger import removed_before_migrate as remove_trigger_before_migrate
 from .webhooks import process_webhooks
 from .webhooks import receive as receive_webhook
 
@@ -76,6 +67,7 @@ __all__ = [
     "Lease",
     "LeaseLost",
     "Reaction",
+    "Reconciled",
     "RetryLater",
     "StopDrain",
     "apply_change",
@@ -90,13 +82,9 @@ __all__ = [
     "drain_once",
     "finish_run",
     "forget_enabled",
-    "heard_from_trigger",
     "in_scope_funders",
-    "install_trigger",
-    "install_trigger_on_migrate",
     "is_archived",
     "is_membership",
-    "listen_to_trigger",
     "may_have_enabled_connection",
     "name_with_suffix",
     "next_due_in",
@@ -111,8 +99,8 @@ __all__ = [
     "queue_funder_of_organisation",
     "react_to",
     "receive_webhook",
+    "reconcile",
     "record_connection_error",
-    "remove_trigger_before_migrate",
     "resolve_conflict",
     "restore_in_xero",
     "retry_failed",

@@ -25,9 +25,10 @@ from .. import conf, dispatch, mapping, wording
 from ..client import XeroClient, XeroContact
 from ..exceptions import XeroError
 from ..models import SyncLog, XeroConnection, XeroContactLink
-from .common import StopDrain, pause_for_day_limit, record_connection_error, write_log
+from .calls import StopDrain, pause_for_day_limit, record_connection_error
 from .outbox import queue_funder
 from .policy import Reaction, react_to
+from .records import write_log
 
 logger = logging.getLogger(__name__)
 

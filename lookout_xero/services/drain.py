@@ -19,25 +19,21 @@ from ..fields import UndecryptableError
 from ..matching import ContactIndex
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
 from .bookkeeper import review_after_write
-from .common import (
+from .calls import (
     RetryLater,
     StopDrain,
     client_for,
-    complete_run_if_done,
-    is_archived,
-    is_membership,
-    log_row,
-    organisation_id_of,
     pause_for_day_limit,
     record_connection_error,
     record_undecryptable,
     remember_limits,
-    write_log,
 )
-from .full_sync import link_to_contact, record_conflict
 from .lease import Lease, LeaseLost, seconds_until_free
+from .links import link_to_contact, record_conflict
 from .pacing import Pacer
 from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, react_to
+from .records import complete_run_if_done, log_row, write_log
+from .scope import is_archived, is_membership, organisation_id_of
 from .webhooks import hand_over
 
 Outcome = SyncLog.Outcome
@@ -269,6 +265,33 @@ def _is_unchanged(item: _Item) -> bool:
     return (
         item.sent_hash == item.link.payload_hash and item.link.state == XeroContactLink.State.SYNCED
     )
+
+
+def would_write(funder, link: XeroContactLink | None) -> bool:
+    """Whether a drain of this membership funder would write to Xero, decided locally.
+
+    The reconcile asks it of every membership funder. Archived: only when its contact is to be
+    archived. Otherwise: no contact yet, or the Contact it would send (mapped, cleaned, as
+    `_prepare` builds it) differs from what Xero last received (the link's payload hash), a
+    restore included. A link waiting for a person (conflict, failure, held in Xero, not synced
+    by choice) is theirs to decide: a save, or their retry, queues it.
+    """
+    if link is not None and (link.state in WAITING_FOR_A_PERSON or link.is_held):
+        return False
+    if is_archived(funder):
+        return _archives_in_xero(link)
+    link = link or XeroContactLink(funder=funder)
+    item = _Item(None, funder, link)
+    if not _prepare(item):
+        return True  # its data can no longer be sent: the drain records why, per funder
+    return not _is_unchanged(item)
+
+
+WAITING_FOR_A_PERSON = (
+    XeroContactLink.State.IGNORED,
+    XeroContactLink.State.CONFLICT,
+    XeroContactLink.State.FAILED,
+)
 
 
 def _look_up_existing(

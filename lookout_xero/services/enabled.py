@@ -1,16 +1,16 @@
 """Which organisations have an enabled connection, as this process last read it.
 
-A funder save the PostgreSQL trigger did not queue asks here first, so that a save in an
-organisation without an enabled connection costs no query at all: most organisations of a CRM
-have none. What this process knows is at most ``ENABLED_CACHE_SECONDS`` old, and being out of
-date loses nothing:
+A funder save asks here first, so that a save in an organisation without an enabled
+connection costs no query at all: most organisations of a CRM have none. What this process
+knows is at most ``ENABLED_CACHE_SECONDS`` old, and being out of date loses nothing:
 
 - It says "enabled" but the connection was disabled meanwhile: the save's upsert checks
   ``enabled`` itself (`outbox.queue_funder_of_organisation`), so nothing is queued.
 - It says "not enabled" but another process has just enabled the connection: the save is
   skipped. Enabling starts a full sync, and a full sync starts ``ENABLED_CACHE_SECONDS``
   after its transaction commits (`switch.start_full_sync`), when every process has read the
-  switch again; it picks up the skipped change from the funder itself.
+  switch again; it picks up the skipped change from the funder itself. Should that ever miss
+  it, the reconcile still finds the funder, whose Contact differs from what Xero last received.
 
 A connection saved in this process is forgotten at once. A value read inside the transaction
 that saved it is not remembered: that transaction may still roll back. (Reads of other

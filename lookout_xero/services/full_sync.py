@@ -13,23 +13,22 @@ from django.utils import timezone
 from .. import conf, dispatch, mapping, wording
 from ..exceptions import XeroError
 from ..fields import UndecryptableError
-from ..matching import ContactIndex, Match
+from ..matching import ContactIndex
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
 from .bookkeeper import review_links
-from .common import (
+from .calls import (
     client_for,
-    complete_run_if_done,
-    finish_run,
-    in_scope_funders,
     note_tenant,
     pause_for_day_limit,
     record_connection_error,
     record_undecryptable,
     remember_limits,
-    write_log,
 )
+from .links import candidates_of, link_to_contact, record_conflict
 from .pacing import Pacer
 from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, react_to
+from .records import complete_run_if_done, finish_run
+from .scope import in_scope_funders
 
 Outcome = SyncLog.Outcome
 
@@ -340,46 +339,3 @@ def _queue(run: SyncRun, funder_ids: list) -> None:
         unique_fields=["connection", "funder"],
         update_fields=["run", "due_at", "attempts"],
     )
-
-
-def candidates_of(found: Match) -> list[dict]:
-    return [
-        {
-            "contact_id": c.contact_id,
-            "name": c.name,
-            "email": c.email,
-            "status": c.status,
-            "contact_number": c.contact_number,
-        }
-        for c in found.candidates
-    ]
-
-
-def link_to_contact(link: XeroContactLink, found: Match) -> None:
-    link.xero_contact_id = found.contact.contact_id
-    link.xero_contact_status = found.contact.status
-    link.matched_by = found.rule
-    link.keeps_own_number = bool(found.contact.contact_number) and found.rule != "contact_number"
-    link.payload_hash = ""
-    link.sent_fields = []
-    link.last_sent = {}
-    link.state = XeroContactLink.State.PENDING
-    link.conflict_candidates = []
-    link.last_error = ""
-    if found.contact.status == mapping.ARCHIVED:
-        # Its own contact, found archived (only a ContactNumber matches archived contacts):
-        # whoever archived it, Lookout does not know it was Lookout, so it is not revived.
-        link.state = XeroContactLink.State.ARCHIVED_IN_XERO
-        link.archived_by = XeroContactLink.ArchivedBy.XERO
-        link.last_error = wording.ARCHIVED_IN_XERO
-    link.save()
-
-
-def record_conflict(connection, run, funder, link: XeroContactLink, found: Match) -> None:
-    link.state = XeroContactLink.State.CONFLICT
-    link.last_error = found.conflict
-    link.conflict_candidates = candidates_of(found)
-    link.save()
-    write_log(connection, Outcome.CONFLICT, run=run, funder=funder, message=found.conflict)
-    if run:
-        SyncRun.objects.filter(pk=run.pk).update(conflicts=F("conflicts") + 1)

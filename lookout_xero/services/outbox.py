@@ -1,24 +1,18 @@
-"""The outbox: a funder waiting to be pushed. Queued by saves, drained by workers, swept by beat."""
+"""The outbox: queueing a funder to be pushed, for saves, changes made without a save and people.
+
+Drained by `drain`; what beat does about a lost drain is in `sweep`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from .. import conf, dispatch
-from ..models import (
-    OutboxEntry,
-    SyncLog,
-    SyncRun,
-    XeroAlert,
-    XeroConnection,
-    XeroContactLink,
-)
-from . import notices
+from ..models import OutboxEntry, XeroConnection
 
 # --- the outbox -------------------------------------------------------------------------------
 
@@ -105,10 +99,7 @@ def queue_changed_funders(funders) -> int:
     for start in range(0, len(ids), CHANGED_CHUNK):
         chunk = members.filter(pk__in=ids[start : start + CHANGED_CHUNK])
         queued += _queue_members(chunk.values(lx_funder=F("pk"), lx_org=F(organisation.attname)))
-    # On PostgreSQL the trigger queued them first, when they changed, and said which
-    # connections need a drain: the rows found here are then no longer new.
-    to_drain = {q.connection_id for q in queued if q.created and not q.drain_requested}
-    for connection_id in to_drain | set(notices.drains_heard(router.db_for_write(model))):
+    for connection_id in {q.connection_id for q in queued if q.created and not q.drain_requested}:
         ask_for_drain_on_commit(connection_id)
     return len(queued)
 
@@ -123,7 +114,8 @@ def _queue_members(members) -> list[Queued]:
         )
         return [queued for queued in found if queued is not None]
     connection = db.ops.quote_name(XeroConnection._meta.db_table)
-    members_sql, members_params = members.query.sql_with_params()
+    # Compiled for the database it runs on (the outbox's), not the default one.
+    members_sql, members_params = members.query.get_compiler(using=db.alias).as_sql()
     now = timezone.now()
     return _upsert_returning(
         db,
@@ -139,7 +131,6 @@ def upsert_statement(db, select: str) -> str:
 
     ``select`` yields (connection, funder, version, attempts, due_at, looked_up, last_error,
     created_at); it must end in a WHERE clause (SQLite's upsert needs one after a SELECT).
-    PostgreSQL's trigger (`trigger`) runs the same statement.
     """
     outbox = db.ops.quote_name(OutboxEntry._meta.db_table)
     connection = db.ops.quote_name(XeroConnection._meta.db_table)
@@ -204,85 +195,4 @@ def ask_for_drain_on_commit(connection_id: int) -> None:
             # The broker is down: let the next save try again (the sweep also will).
             XeroConnection.objects.filter(pk=connection_id).update(drain_requested=False)
 
-    transaction.on_commit(ask)
-
-
-def push_now(connection: XeroConnection, funder_ids) -> int:
-    """Queue these funders for pushing now (also brings back one set to "do not sync")."""
-    if not connection.enabled:
-        return 0
-    ids = list(funder_ids)
-    XeroContactLink.objects.filter(
-        connection=connection, funder_id__in=ids, state=XeroContactLink.State.IGNORED
-    ).update(state=XeroContactLink.State.PENDING)
-    for funder_id in ids:
-        queue_funder(connection.pk, funder_id)
-    dispatch.drain_on_commit(connection.pk)  # a person asked: now, marker or not
-    return len(ids)
-
-
-def retry_failed(connection: XeroConnection) -> int:
-    """Queue every funder whose last push failed (conflicts wait for a person instead)."""
-    ids = XeroContactLink.objects.filter(connection=connection, state=XeroContactLink.State.FAILED)
-    return push_now(connection, ids.values_list("funder_id", flat=True))
-
-
-# --- the sweep and retention ------------------------------------------------------------------
-
-
-def sweep() -> dict[str, int]:
-    """Re-enqueue what a broker or worker outage, or a pause, left behind."""
-    now = timezone.now()
-    usable = XeroConnection.objects.usable()
-    ended_pauses = XeroConnection.objects.filter(paused_until__lte=now)
-    if ended_pauses.exists():
-        ended_pauses.update(paused_until=None)
-    stale = now - timedelta(minutes=1)
-    runs = SyncRun.objects.filter(
-        connection__in=usable, status=SyncRun.Status.PENDING, created_at__lt=stale
-    )
-    # A worker that died while planning leaves its run RUNNING, unplanned, and silent.
-    stuck = now - timedelta(seconds=conf.get("LEASE_SECONDS"))
-    orphaned = SyncRun.objects.filter(
-        connection__in=usable,
-        status=SyncRun.Status.RUNNING,
-        planned_at__isnull=True,
-        heartbeat_at__lt=stuck,
-    )
-    orphaned_ids = list(orphaned.values_list("pk", flat=True))
-    if orphaned_ids:  # (the sweep of an idle system only reads)
-        SyncRun.objects.filter(pk__in=orphaned_ids).update(status=SyncRun.Status.PENDING)
-    run_ids = sorted({*runs.values_list("pk", flat=True), *orphaned_ids})
-    for run_id in run_ids:
-        dispatch.send(dispatch.START_FULL_SYNC, run_id)
-    # Work is due and nobody holds the lease: its drain was lost, or its holder died. (A live
-    # holder renews its lease and loops until the outbox is empty: no need to nudge it.)
-    connection_ids = list(
-        usable.filter(outbox__due_at__lte=now)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .values_list("pk", flat=True)
-        .distinct()
-    )
-    for connection_id in connection_ids:
-        dispatch.send(dispatch.DRAIN_OUTBOX, connection_id)
-    # Webhook events whose task was lost (broker outage) or whose lease holder died.
-    with_events = list(
-        XeroConnection.objects.filter(webhook_events__isnull=False)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .filter(Q(enabled=False) | Q(pk__in=usable))
-        .values_list("pk", flat=True)
-        .distinct()
-    )
-    for connection_id in with_events:
-        dispatch.send(dispatch.PROCESS_WEBHOOKS, connection_id)
-    return {"runs": len(run_ids), "connections": len(connection_ids), "webhooks": len(with_events)}
-
-
-def prune_logs(days: int | None = None) -> int:
-    """Delete sync log rows, and alert episodes over, older than the retention; return how
-    many log rows went. An episode still open is kept, however old."""
-    days = conf.get("LOG_RETENTION_DAYS") if days is None else days
-    deleted, _ = SyncLog.objects.older_than(days).delete()
-    cutoff = timezone.now() - timedelta(days=days)
-    XeroAlert.objects.filter(resolved_at__lt=cutoff).delete()
-    return deleted
+    transaction.on_commit(ask, using=router.db_for_write(OutboxEntry))

@@ -1,4 +1,6 @@
-"""Decisions only a person makes: are these credentials right, and how is a conflict resolved."""
+"""What a person asks for or decides: push now, retry failures, whether credentials are right,
+how a conflict is resolved.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from .. import conf, wording
+from .. import conf, dispatch, wording
 from ..audit import record as record_audit
 from ..client import Credentials, XeroClient
 from ..exceptions import (
@@ -25,11 +27,31 @@ from ..models import (
     XeroContactLink,
     XeroPendingCredentials,
 )
-from .common import write_log
-from .outbox import push_now
+from .outbox import queue_funder
+from .records import write_log
 from .switch import start_full_sync
 
 # --- what people ask for (admin actions, commands) --------------------------------------------
+
+
+def push_now(connection: XeroConnection, funder_ids) -> int:
+    """Queue these funders for pushing now (also brings back one set to "do not sync")."""
+    if not connection.enabled:
+        return 0
+    ids = list(funder_ids)
+    XeroContactLink.objects.filter(
+        connection=connection, funder_id__in=ids, state=XeroContactLink.State.IGNORED
+    ).update(state=XeroContactLink.State.PENDING)
+    for funder_id in ids:
+        queue_funder(connection.pk, funder_id)
+    dispatch.drain_on_commit(connection.pk)  # a person asked: now, marker or not
+    return len(ids)
+
+
+def retry_failed(connection: XeroConnection) -> int:
+    """Queue every funder whose last push failed (conflicts wait for a person instead)."""
+    ids = XeroContactLink.objects.filter(connection=connection, state=XeroContactLink.State.FAILED)
+    return push_now(connection, ids.values_list("funder_id", flat=True))
 
 
 @dataclass(frozen=True)

@@ -25,18 +25,18 @@ from ..exceptions import XeroError, XeroNotFoundError
 from ..fields import UndecryptableError
 from ..models import SyncLog, XeroConnection, XeroContactLink, XeroWebhookEvent
 from .bookkeeper import review_links
-from .common import (
+from .calls import (
     RetryLater,
     client_for,
     pause_for_day_limit,
     record_connection_error,
     record_undecryptable,
     remember_limits,
-    write_log,
 )
 from .lease import Lease, LeaseLost
 from .pacing import Pacer
 from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, backoff, react_to
+from .records import write_log
 
 logger = logging.getLogger(__name__)
 

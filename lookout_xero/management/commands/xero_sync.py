@@ -46,7 +46,8 @@ class Command(BaseCommand):
                     self.stdout.write(f"Full sync #{run.pk} queued.")
                 else:
                     connection.enabled = True
-                    connection.save()  # enabling is what starts the full sync
+                    # Enabling is what starts the full sync.
+                    connection.save(update_fields=["enabled"])
                     run = connection.runs.full_syncs().first()
                     self.stdout.write(f"Enabled; full sync #{run.pk} queued.")
             return

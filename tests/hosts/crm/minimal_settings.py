@@ -4,7 +4,7 @@
 installed wheel, in a clean virtualenv that has no django-environ and no Redis client.
 """
 
-from datetime import timedelta
+import lookout_xero.queues
 
 CRM = __package__  # "crm" in the wheel check, "tests.hosts.crm" in the tests
 
@@ -51,11 +51,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 STATIC_URL = "static/"
 
-CELERY_BEAT_SCHEDULE = {
-    "lookout-xero-sweep": {"task": "lookout_xero.sweep_outbox", "schedule": timedelta(seconds=30)},
-    "lookout-xero-prune": {"task": "lookout_xero.prune_logs", "schedule": timedelta(hours=6)},
-}
-
 # --- lookout_xero: every name it needs from the host, none of them the demo's -------------------
 LOOKOUT_XERO_ORGANISATION_MODEL = "crm.Club"
 LOOKOUT_XERO_FUNDER_MODEL = "crm.Member"
@@ -72,3 +67,5 @@ LOOKOUT_XERO = {
     "BATCH_SIZE": 2,
     "PAGE_SIZE": 2,
 }
+# lookout_xero's periodic tasks, as shipped (RECONCILE_SECONDS from the dict above).
+CELERY_BEAT_SCHEDULE = lookout_xero.queues.beat_schedule(LOOKOUT_XERO)

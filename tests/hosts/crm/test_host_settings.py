@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection as db
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -117,11 +116,12 @@ def test_queue_changed_funders_reads_this_hosts_membership_and_club_fields(club,
     assert queued == {m.pk for m in members} and volunteer.pk not in queued
 
 
-@pytest.mark.skipif(db.vendor != "postgresql", reason="the trigger is PostgreSQL's")
-def test_on_postgresql_the_trigger_reads_this_hosts_membership_and_club_fields(club, connection):
+def test_the_reconcile_reads_this_hosts_membership_club_and_mapping(club, org, connection):
     members = [make_member(club, f"Rower {i}") for i in range(2)]
     volunteer = make_member(club, "Coach", kind="volunteer")
-    OutboxEntry.objects.all().delete()
-    Member.objects.filter(club=club).update(is_archived=True)  # no post_save: the trigger's
+    services.drain(connection.pk)
+    assert services.reconcile()[0].queued == 0  # synced, with this host's mapping
+    Member.objects.filter(club=club).update(is_archived=True)
+    assert services.reconcile()[0].queued == 2
     queued = set(OutboxEntry.objects.values_list("funder_id", flat=True))
     assert queued == {m.pk for m in members} and volunteer.pk not in queued

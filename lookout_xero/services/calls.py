@@ -1,18 +1,20 @@
-"""Shared by the sync's parts: scope, the client for a connection, errors, runs and the log."""
+"""Calling Xero for a connection: its client, the limits Xero reports, and what Xero's
+refusals do to the connection (stop and say why, or pause for the day).
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 
-from django.db.models import F
 from django.utils import timezone
 
-from .. import conf, mapping, wording
+from .. import wording
 from ..client import Credentials, Token, XeroClient, XeroTenant
 from ..exceptions import XeroError, XeroForbiddenError, XeroTenantChangedError
 from ..fields import UndecryptableError
-from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection
+from ..models import SyncLog, SyncRun, XeroConnection
+from .records import finish_run, write_log
 
 logger = logging.getLogger(__name__)
 
@@ -29,40 +31,6 @@ class RetryLater(Exception):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"retry in {seconds:.0f}s")
         self.seconds = seconds
-
-
-# --- scope: which funders belong in Xero ------------------------------------------------------
-
-
-def is_membership(funder) -> bool:
-    return getattr(funder, conf.get("MEMBERSHIP_FIELD")) == conf.get("MEMBERSHIP_VALUE")
-
-
-def is_archived(funder) -> bool:
-    return bool(getattr(funder, conf.get("ARCHIVED_FIELD")))
-
-
-def organisation_id_of(funder):
-    return getattr(funder, conf.get("ORGANISATION_FIELD") + "_id")
-
-
-def funders_of(connection: XeroConnection):
-    return conf.funder_model().objects.filter(
-        **{conf.get("ORGANISATION_FIELD") + "_id": connection.organisation_id}
-    )
-
-
-def in_scope_funders(connection: XeroConnection):
-    """Unarchived membership funders of the connection's organisation, and no one else's."""
-    return funders_of(connection).filter(
-        **{
-            conf.get("MEMBERSHIP_FIELD"): conf.get("MEMBERSHIP_VALUE"),
-            conf.get("ARCHIVED_FIELD"): False,
-        }
-    )
-
-
-# --- Xero client for a connection -------------------------------------------------------------
 
 
 def client_for(connection: XeroConnection, *, before_request=None) -> XeroClient:
@@ -178,60 +146,4 @@ def pause_for_day_limit(connection: XeroConnection, seconds: float, run=None) ->
         run=run,
         http_status=429,
         message=wording.paused_for_day_limit(until),
-    )
-
-
-# --- runs and logs ----------------------------------------------------------------------------
-
-
-def complete_run_if_done(run_id: int) -> None:
-    if OutboxEntry.objects.filter(run_id=run_id).exists():
-        return
-    run = SyncRun.objects.filter(
-        pk=run_id, status=SyncRun.Status.RUNNING, planned_at__isnull=False
-    ).first()
-    if run:
-        # Funders deleted while the run went on left its scope with no outcome to count.
-        outcomes = [F(name) for name in SyncRun.OUTCOME_COUNTERS]
-        SyncRun.objects.filter(pk=run_id).update(in_scope=sum(outcomes[1:], outcomes[0]))
-        finish_run(run, SyncRun.Status.COMPLETED)
-
-
-def finish_run(run: SyncRun, status: str, message: str = "") -> None:
-    now = timezone.now()
-    SyncRun.objects.filter(pk=run.pk).update(status=status, finished_at=now, message=message)
-    if status == SyncRun.Status.COMPLETED:
-        XeroConnection.objects.filter(pk=run.connection_id).update(last_synced_at=now)
-    kind = "Preview" if run.dry_run else "Full sync"
-    write_log(run.connection, Outcome.RUN, run=run, message=f"{kind} {status}. {message}".strip())
-
-
-def write_log(connection, outcome, **fields) -> None:
-    """Sync log rows are written on their own, so they survive a rollback of the work."""
-    log_row(connection, outcome, **fields).save()
-
-
-def log_row(
-    connection,
-    outcome,
-    *,
-    run=None,
-    funder=None,
-    contact_id="",
-    http_status=None,
-    message="",
-    warnings=None,
-) -> SyncLog:
-    name, email = mapping.log_identity(conf.mapping_function(), funder) if funder else ("", "")
-    return SyncLog(
-        connection_id=connection.pk,
-        run_id=run.pk if isinstance(run, SyncRun) else run,
-        funder=funder,
-        funder_name=name[:300],
-        funder_email=email[:300],
-        xero_contact_id=contact_id or "",
-        outcome=outcome,
-        http_status=http_status,
-        message=message,
-        warnings=warnings or [],
     )
