@@ -189,6 +189,15 @@ class OrganisationFilter(admin.RelatedFieldListFilter):
 BY_ORGANISATION = ("connection__organisation", OrganisationFilter)
 
 
+def with_funders(model_admin, request, queryset, found, search_term):
+    """The rows the list's own search `found`, and the rows of the funders a person means
+    (by name, e-mail or ContactNumber, `views.funders_matching`)."""
+    if not search_term.strip():
+        return found
+    funders = views.funders_matching(request, model_admin.admin_site, search_term)
+    return found | queryset.filter(funder__in=funders)
+
+
 # --- connections ----------------------------------------------------------------------------
 
 
@@ -687,6 +696,7 @@ class SyncLogAdmin(OrganisationColumn, ReadOnlyAdmin):
     list_filter = [BY_ORGANISATION, "outcome", RunFilter]
     list_select_related = ["connection__organisation"]
     search_fields = ["funder_name", "funder_email", "xero_contact_id"]
+    search_help_text = "Funder name, e-mail, ContactNumber (LKT-12) or Xero ContactID"
     date_hierarchy = "created_at"
     list_per_page = 100
     # Counting a large log twice per page is wasted work.
@@ -707,6 +717,10 @@ class SyncLogAdmin(OrganisationColumn, ReadOnlyAdmin):
 
     class Media:
         css = ADMIN_CSS
+
+    def get_search_results(self, request, queryset, search_term):
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        return with_funders(self, request, queryset, found, search_term), duplicates
 
     @admin.display(description="Outcome", ordering="outcome")
     def outcome_badge(self, obj):
@@ -855,9 +869,14 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
     actions = ["push_profile_now", "restore_in_xero", "stop_syncing"]
     list_select_related = ["funder", "connection__organisation"]
     search_fields = ["xero_contact_id"]
+    search_help_text = "Funder name, e-mail, ContactNumber (LKT-12) or Xero ContactID"
 
     class Media:
         css = ADMIN_CSS
+
+    def get_search_results(self, request, queryset, search_term):
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        return with_funders(self, request, queryset, found, search_term), duplicates
 
     def get_urls(self):
         return [

@@ -11,9 +11,10 @@ from collections import defaultdict
 
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
@@ -52,6 +53,32 @@ def visible(request, admin_site, model):
     if not admin_site.is_registered(model):
         return model._default_manager.all()
     return admin_site.get_model_admin(model).get_queryset(request)
+
+
+def funders_matching(request, admin_site, term: str):
+    """The funders a person means by `term`: a ContactNumber Lookout gives (`LKT-12`), or
+    whatever the host's own funder admin finds for it (its `search_fields`: name, e-mail…).
+
+    lookout_xero does not know the host's field names; the host's funder admin does. Returns a
+    queryset of funder primary keys, empty when nothing matches (or nothing can be searched).
+    """
+    model = conf.funder_model()
+    term = term.strip()
+    wanted = Q(pk__in=[])
+    prefix = conf.get("CONTACT_NUMBER_PREFIX")
+    if term and prefix and term.casefold().startswith(prefix.casefold()):
+        try:
+            wanted |= Q(pk=model._meta.pk.to_python(term[len(prefix) :].strip()))
+        except ValidationError:
+            pass  # not a primary key of this model: no funder has that ContactNumber
+    if term and admin_site.is_registered(model):
+        funder_admin = admin_site.get_model_admin(model)
+        if funder_admin.get_search_fields(request):
+            searched, _ = funder_admin.get_search_results(
+                request, model._default_manager.all(), term
+            )
+            wanted |= Q(pk__in=searched.values("pk"))
+    return model._default_manager.filter(wanted).values("pk")
 
 
 def xero_contact_url(contact_id: str) -> str:
@@ -300,6 +327,9 @@ def conflicts(request, model_admin):
     connection_id = request.GET.get("connection", "")
     if connection_id.isdigit():
         links = links.filter(connection_id=connection_id)
+    query = request.GET.get("q", "").strip()
+    if query:
+        links = links.filter(funder__in=funders_matching(request, model_admin.admin_site, query))
     page = Paginator(links, CONFLICTS_PER_PAGE).get_page(request.GET.get("p"))
     context = {
         **model_admin.admin_site.each_context(request),
@@ -310,6 +340,7 @@ def conflicts(request, model_admin):
         "can_resolve": can_operate(request.user),
         "next": request.get_full_path(),
         "connection_id": connection_id if connection_id.isdigit() else "",
+        "query": query,
     }
     return TemplateResponse(request, "lookout_xero/admin/conflicts.html", context)
 

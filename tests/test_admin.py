@@ -795,3 +795,58 @@ def test_alert_history_lists_each_episode_read_only_without_a_query_per_row(
     detail = text(admin_client.get(url("xeroalert_change", over.pk)))
     assert "Xero refused the Client ID or Client Secret" in detail and 'name="_save"' not in detail
     assert admin_client.get(url("xeroalert_add")).status_code == 403
+
+
+# --- search finds people (issue 20) -----------------------------------------------------------
+
+
+@pytest.fixture
+def people(organisation):
+    connection = make_connection(organisation, enabled=True)
+    aroha = make_funder(organisation, "Aroha Parata", email="aroha@kauri.example.org")
+    ben = make_funder(organisation, "Ben Smith", email="ben@rimu.example.org")
+    for funder, contact_id in ((aroha, "aaaa1111-0000-0000-0000-000000000001"), (ben, "")):
+        XeroContactLink.objects.create(
+            connection=connection, funder=funder, xero_contact_id=contact_id, state="synced"
+        )
+        SyncLog.objects.create(
+            connection=connection,
+            funder=funder,
+            funder_name=funder.name,
+            funder_email=funder.email,
+            xero_contact_id=contact_id,
+            outcome="updated",
+        )
+    return aroha, ben
+
+
+@pytest.mark.parametrize("page", ["xerocontactlink_changelist", "synclog_changelist"])
+def test_links_and_the_log_find_a_funder_by_name_email_contact_number_and_contact_id(
+    admin_client, people, page
+):
+    aroha, _ = people
+    for term in (
+        "aroha parata",
+        "aroha@kauri",
+        f"LKT-{aroha.pk}",
+        f"lkt-{aroha.pk}",
+        "aaaa1111-0000",
+    ):
+        found = text(admin_client.get(url(page, query=f"q={term}")))
+        assert "Aroha Parata" in found and "Ben Smith" not in found, term
+    found = text(admin_client.get(url(page, query="q=rimu.example")))
+    assert "Ben Smith" in found and "Aroha Parata" not in found
+    nothing = text(admin_client.get(url(page, query="q=LKT-not-a-number")))
+    assert "Aroha Parata" not in nothing and "Ben Smith" not in nothing
+
+
+def test_the_conflicts_queue_finds_a_funder_by_name(admin_client, organisation):
+    connection = make_connection(organisation, enabled=True)
+    for name in ("Kowhai Music Trust", "Totara Club"):
+        funder = make_funder(organisation, name, email=f"{name[:5].lower()}@example.org")
+        conflict_link(connection, funder, ("c-1", name), ("c-2", name.upper()))
+    found = text(admin_client.get(url("xerocontactlink_conflicts", query="q=kowhai")))
+    assert "Kowhai Music Trust" in found and "Totara Club" not in found
+    assert 'value="kowhai"' in found
+    none = text(admin_client.get(url("xerocontactlink_conflicts", query="q=nobody")))
+    assert "No conflict for a funder matching “nobody”" in none
