@@ -80,6 +80,15 @@ def badge(key: str, words: str):
     return format_html('<span class="lx-badge lx-badge--{}">{}</span>', key, words)
 
 
+def cut(text) -> str:
+    """A name that may be long: one line, cut by CSS to its column, the whole of it on hover.
+
+    CSS (not a character count) decides where it ends, so nothing is cut that fits.
+    """
+    text = str(text)
+    return format_html('<span class="lx-cut" title="{}">{}</span>', text, text)
+
+
 def xero_contact_link(contact_id: str, *, short: bool = False):
     """The ContactID, opening the contact in Xero in a new tab."""
     if not contact_id:
@@ -171,7 +180,7 @@ class OrganisationColumn:
 
     @admin.display(ordering=conf.OrganisationName("connection__organisation"))
     def organisation(self, obj):
-        return obj.connection.organisation
+        return cut(obj.connection.organisation)
 
 
 class OrganisationFilter(admin.RelatedFieldListFilter):
@@ -729,12 +738,12 @@ class SyncLogAdmin(OrganisationColumn, ReadOnlyAdmin):
     @admin.display(description="Funder", ordering="funder_name")
     def funder_link(self, obj):
         url = views.funder_admin_url(obj.funder_id, self.admin_site.name) if obj.funder_id else ""
-        name = obj.funder_name or (f"funder {obj.funder_id}" if obj.funder_id else "—")
+        name = cut(obj.funder_name or (f"funder {obj.funder_id}" if obj.funder_id else "—"))
         if url:
             name = format_html('<a href="{}">{}</a>', url, name)
         if not obj.funder_email:
             return name
-        return format_html('{}<br><span class="lx-reason">{}</span>', name, obj.funder_email)
+        return format_html('{}<br><span class="lx-reason">{}</span>', name, cut(obj.funder_email))
 
     @admin.display(description="Xero ContactID", ordering="xero_contact_id")
     def xero_contact(self, obj):
@@ -856,7 +865,7 @@ class DriftFilter(admin.SimpleListFilter):
 class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
     change_list_template = "lookout_xero/admin/link_change_list.html"
     list_display = [
-        "funder",
+        "funder_name",
         "organisation",
         "state_badge",
         "xero_contact",
@@ -893,6 +902,14 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
 
     def has_operate_permission(self, request) -> bool:
         return views.can_operate(request.user)
+
+    @admin.display(description="Funder", ordering="funder")
+    def funder_name(self, obj):
+        return cut(obj.funder)
+
+    @admin.display(description="Xero ContactID", ordering="xero_contact_id")
+    def xero_contact(self, obj):  # short in the list; whole on the funder's panel
+        return xero_contact_link(obj.xero_contact_id, short=True)
 
     @admin.action(description="Push Lookout's profile now", permissions=["operate"])
     def push_profile_now(self, request, queryset):
