@@ -826,6 +826,18 @@ class LinkColumns(OrganisationColumn):
     def xero_contact(self, obj):
         return xero_contact_link(obj.xero_contact_id)
 
+    @admin.display(description="Why")
+    def reason(self, obj):
+        """A hold is the bookkeeper's decision, not an error: it is called what it is."""
+        if not obj.last_error:
+            return ""
+        return f"Held: {obj.last_error}" if obj.is_held else obj.last_error
+
+    @admin.display(description="Why")
+    def short_reason(self, obj):
+        text = self.reason(obj)
+        return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(140))
+
     @admin.display(description="Changed in Xero", ordering="drift_seen_at")
     def drift_summary(self, obj):
         """Each field the bookkeeper changed: Xero's value beside what Lookout sent."""
@@ -872,7 +884,7 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
         "matched_by",
         "last_synced_at",
         "drift_summary",
-        "short_error",
+        "short_reason",
     ]
     list_filter = ["state", DriftFilter, "matched_by", BY_ORGANISATION]
     actions = ["push_profile_now", "restore_in_xero", "stop_syncing"]
@@ -895,6 +907,7 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
                     "conflicts/": (views.conflicts, "conflicts"),
                     "conflicts/<int:link_id>/resolve/": (views.resolve_conflict, "resolve"),
                     "push/<path:funder_id>/": (views.push_funder, "push"),
+                    "<int:link_id>/stop/": (views.stop_syncing_link, "stop"),
                 },
             ),
             *super().get_urls(),
@@ -941,14 +954,6 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
             audit.record(request.user, link.connection, f"Stopped syncing: {link.funder}")
         messages.success(request, f"{len(links)} funder(s) will no longer be synced to Xero.")
 
-    @admin.display(description="Last error")
-    def short_error(self, obj):
-        if not obj.last_error:
-            return ""
-        return format_html(
-            '<span title="{}">{}</span>', obj.last_error, Truncator(obj.last_error).chars(140)
-        )
-
 
 # --- for the host's funder admin ------------------------------------------------------------
 
@@ -968,7 +973,7 @@ class XeroLinkInline(LinkColumns, admin.TabularInline):
         "matched_by",
         "last_synced_at",
         "drift_summary",
-        "last_error",
+        "reason",
     ]
     readonly_fields = fields
     extra = 0

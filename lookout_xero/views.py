@@ -280,6 +280,21 @@ def push_funder(request, model_admin, funder_id):
     return redirect(url or f"{model_admin.admin_site.name}:index")
 
 
+@require_POST
+def stop_syncing_link(request, model_admin, link_id):
+    """The funder panel's Stop syncing, beside a link held by the bookkeeper's decision."""
+    if not can_operate(request.user):
+        raise PermissionDenied
+    link = get_object_or_404(
+        model_admin.get_queryset(request).select_related("connection", "funder"), pk=link_id
+    )
+    services.stop_syncing_funder(link)
+    audit.record(request.user, link.connection, f"Stopped syncing: {link.funder}")
+    messages.success(request, f"{link.funder} will no longer be synced to Xero.")
+    url = funder_admin_url(link.funder_id, model_admin.admin_site.name)
+    return redirect(url or f"{model_admin.admin_site.name}:index")
+
+
 def push_funders(request, funders, *, admin_site=None) -> int:
     """Queue funders for their organisations' enabled connections, and say what happened.
 
@@ -296,10 +311,30 @@ def push_funders(request, funders, *, admin_site=None) -> int:
         )
     connections = connections.filter(organisation_id__in=list(by_organisation))
     queued = 0
+    # A funder held by the bookkeeper's decision (archived in Xero, GDPR) is not written to:
+    # saying "Queued" for it would promise a push that does not happen.
+    held = set(
+        XeroContactLink.objects.filter(
+            connection__in=connections,
+            funder_id__in=[pk for ids in by_organisation.values() for pk in ids],
+            state__in=XeroContactLink.HELD_STATES,
+        ).values_list("connection_id", "funder_id")
+    )
     with transaction.atomic():
         for connection in connections:
-            queued += services.push_now(connection, by_organisation[connection.organisation_id])
-    skipped = sum(len(ids) for ids in by_organisation.values()) - queued
+            ids = [
+                pk
+                for pk in by_organisation[connection.organisation_id]
+                if (connection.pk, pk) not in held
+            ]
+            queued += services.push_now(connection, ids) if ids else 0
+    skipped = sum(len(ids) for ids in by_organisation.values()) - queued - len(held)
+    if held:
+        messages.warning(
+            request,
+            f"{len(held)} funder(s) not pushed: held by the bookkeeper's decision in Xero "
+            "(archived there, or a GDPR request). Restore in Xero, or Stop syncing, decides.",
+        )
     if queued:
         messages.success(request, f"Queued {queued} funder(s) for pushing to Xero now.")
     if skipped:

@@ -94,6 +94,14 @@ GDPR_REQUEST_HELD = (
     "decides what happens next (Stop syncing ends it for this funder)."
 )
 RESTORED_IN_XERO = "Restored in Xero: syncing of this funder resumes."
+# Log messages of a push that sends the whole profile to a contact Lookout already knew: it is
+# not a link (the badge said "Linked to existing"), it is the push after what happened.
+PUSHED_AFTER_MERGE = (
+    "Pushed Lookout's profile to the contact this funder's contact was merged into in Xero."
+)
+PUSHED_WHOLE_PROFILE = (
+    "Pushed Lookout's whole profile again (after a restore in Xero, or a person's Push now)."
+)
 RESTORE_ASKED = "A person chose Restore in Xero: the contact is restored with the next push."
 
 

@@ -20,6 +20,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
+from lookout_xero import wording
 from lookout_xero.models import (
     SyncLog,
     SyncRun,
@@ -163,6 +164,11 @@ def test_the_admin_flow_and_the_bookkeeper_walk_through_work_as_written(
     data["webhook_key"] = key
     assert client.post(change, data).status_code == 302
 
+    def pushed(funder_id, message):
+        return SyncLog.objects.filter(
+            funder_id=funder_id, outcome="updated", message=message
+        ).exists()
+
     def link_to(contact_id):
         return XeroContactLink.objects.filter(xero_contact_id=contact_id).first()
 
@@ -182,9 +188,12 @@ def test_the_admin_flow_and_the_bookkeeper_walk_through_work_as_written(
             assert link_to(refs[0]).state == "xarchived"
         elif action == "restore":
             assert wait_until(lambda: link_to(refs[0]).state == "synced", timeout=30)
+            # The log says what happened: a push after the restore, not "Linked to existing".
+            assert wait_until(lambda: pushed(before.funder_id, wording.PUSHED_WHOLE_PROFILE))
         elif action == "merge":  # "moves the funder's link to the surviving contact"
             moved = wait_until(lambda: link_to(refs[1]), timeout=30)
             assert moved.funder_id == before.funder_id
+            assert wait_until(lambda: pushed(before.funder_id, wording.PUSHED_AFTER_MERGE))
             assert SyncLog.objects.filter(
                 outcome="followed_merge", message__contains=f"from {refs[0]} to {refs[1]}"
             ).exists()

@@ -1,4 +1,5 @@
-/* lookout_xero admin: Test connection, Preview, the live status panel and the funder's Push now.
+/* lookout_xero admin: Test connection, Preview, the live status panel and the funder's Push now
+ * and Stop syncing.
  * Every answer comes from the server as JSON; text is set with textContent, and the only HTML
  * inserted (the preview report) is rendered and escaped by a Django template. */
 'use strict';
@@ -133,11 +134,11 @@
         setTimeout(refresh, active ? POLL_ACTIVE_MS : POLL_IDLE_MS);
     }
 
-    function pushNow(button) {
+    function postFrom(button, url) {
         // A form of its own, outside the funder's form, so Save stays that form's default button.
         const form = document.createElement('form');
         form.method = 'post';
-        form.action = button.dataset.lxPush;
+        form.action = url;
         const token = document.createElement('input');
         token.type = 'hidden';
         token.name = 'csrfmiddlewaretoken';
@@ -153,7 +154,10 @@
         document.querySelectorAll('[data-lx-preview]').forEach(setUpPreview);
         document.querySelectorAll('[data-lx-status]').forEach(setUpStatus);
         document.querySelectorAll('[data-lx-push]').forEach((button) => {
-            button.addEventListener('click', () => pushNow(button));
+            button.addEventListener('click', () => postFrom(button, button.dataset.lxPush));
+        });
+        document.querySelectorAll('[data-lx-stop]').forEach((button) => {
+            button.addEventListener('click', () => postFrom(button, button.dataset.lxStop));
         });
     });
 }
