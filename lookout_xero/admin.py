@@ -456,7 +456,15 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         if "enabled" in form.changed_data:
             request.lx_switched = "on" if obj.enabled else "off"
         super().save_model(request, obj, form, change)
-        audit.connection_saved(request.user, obj, form.changed_data, adding=not change)
+        audit.connection_saved(
+            request.user, obj, form.changed_data, adding=not change, had=form.had
+        )
+
+    def log_addition(self, request, obj, message):
+        """`audit.connection_saved` writes the one row of a save, in words."""
+
+    def log_change(self, request, obj, message):
+        """`audit.connection_saved` writes the one row of a save, in words."""
 
     def response_add(self, request, obj, post_url_continue=None):
         response = super().response_add(request, obj, post_url_continue)

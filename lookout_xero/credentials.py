@@ -244,6 +244,10 @@ def submit(
             )
         if connection is None:
             connection = XeroConnection(organisation_id=link.organisation_id)
+        had = frozenset(name for name in audit.WRITE_ONLY if getattr(connection, name))
+        changed = ["client_secret", *(["webhook_key"] if webhook_key else [])]
+        if connection.pk and connection.client_id != client_id:
+            changed.append("client_id")
         connection.client_id, connection.client_secret = client_id, client_secret
         connection.scope = scope
         fields = ["client_id", "client_secret", "scope"]
@@ -259,6 +263,7 @@ def submit(
             granted_scopes=" ".join(result.scopes),
             xero_tenant_name=result.tenant_name[:255],
         )
+        audit.customer_link_used(link, connection, changed, had)
     return Submission(
         True, tenant_name=result.tenant_name, scopes=result.scopes, sync_on=connection.enabled
     )

@@ -54,6 +54,10 @@ class XeroConnectionForm(forms.ModelForm):
         for name in list(self.fields):
             if name not in self._meta.fields:
                 del self.fields[name]
+        # Which write-only values there were before this save: typing one replaces it, or sets it.
+        self.had = frozenset(
+            name for name in ("client_secret", "webhook_key") if getattr(self.instance, name)
+        )
         # The bound instance holds the decrypted secret; make sure nothing ever echoes it.
         self.initial.pop("client_secret", None)
         self.initial.pop("webhook_key", None)

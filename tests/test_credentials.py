@@ -433,3 +433,36 @@ def test_test_connection_shows_the_granted_scopes_and_keeps_them(admin_client, o
     assert "can do more than accounting.contacts (accounting.transactions)" in answer["message"]
     connection.refresh_from_db()
     assert connection.extra_scopes == ["accounting.transactions"]
+
+
+def test_one_who_did_what_line_per_save_with_the_right_verb(
+    admin_client, organisation, django_capture_on_commit_callbacks
+):
+    connection = make_connection(organisation)
+    change = reverse("admin:lookout_xero_xeroconnection_change", args=[connection.pk])
+    form = {"client_id": CLIENT_ID, "client_secret": "", "scope": connection.scope}
+    admin_client.post(change, {**form, "webhook_key": "first-webhook-key"})
+    admin_client.post(change, {**form, "webhook_key": "second-webhook-key"})
+    admin_client.post(change, form)  # nothing changed: nothing to say
+    said = list(LogEntry.objects.order_by("pk").values_list("change_message", flat=True))
+    assert said == ["Set the webhook key.", "Replaced the webhook key."]
+
+
+def test_credentials_given_through_a_link_are_recorded_as_the_customers(
+    admin_client, client, organisation, xero, django_user_model
+):
+    xero.add_organisation(CLIENT_ID, "the-new-secret-000")
+    connection = make_connection(organisation, secret="the-old-secret-000", enabled=True)
+    maker = django_user_model.objects.get(username="admin")
+    link, url = credentials.create_link(organisation, user=maker)
+    LogEntry.objects.all().delete()  # the link's own "Created a credentials link" row
+    assert submit(client, url, secret="the-new-secret-000").status_code == 200
+    [row] = LogEntry.objects.all()
+    assert row.object_id == str(connection.pk) and row.user == maker
+    assert row.change_message == (
+        f"Through credentials link #{link.pk}, the customer: replaced the Client Secret."
+    )
+    page = admin_client.get(
+        reverse("admin:lookout_xero_xeroconnection_change", args=[connection.pk])
+    ).content.decode()
+    assert row.change_message in page and "the-new-secret-000" not in page
