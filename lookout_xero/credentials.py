@@ -203,7 +203,8 @@ def submit(
     scope = conf.get("DEFAULT_SCOPE") if scope is None else scope
     result = check(client_id, client_secret, scope)
     if not result.ok and result.scope_refused:
-        # The customer cannot fix our scope: connections made since April 2026 take none.
+        # The customer's connection lacks the scope we name: ask for none, and Xero gives what
+        # the connection has (the done page then lists it, and warns if it is not contacts).
         scope = ""
         result = check(client_id, client_secret, scope)
     if not result.ok:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils import formats, timezone
 
-from . import conf
+from . import conf, wording
 from .models import XeroConnection
 
 ENABLED_HELP = (
@@ -61,6 +61,8 @@ class XeroConnectionForm(forms.ModelForm):
         # The bound instance holds the decrypted secret; make sure nothing ever echoes it.
         self.initial.pop("client_secret", None)
         self.initial.pop("webhook_key", None)
+        if "scope" in self.fields:
+            self.fields["scope"].help_text = wording.SCOPE_HELP
         if "scope" in self.fields and not self.instance.pk:
             self.initial["scope"] = conf.get("DEFAULT_SCOPE")
         secret = self.fields.get("client_secret")

@@ -12,8 +12,9 @@ from datetime import datetime
 CONNECTION_ERROR_REASONS = {
     "invalid_client": "Xero did not accept the Client ID and Client Secret. Check both (Test "
     "connection), or generate a new secret in the customer's Xero developer portal, then save.",
-    "invalid_scope": "Xero refused the scope for this custom connection. Connections created "
-    "since April 2026 need the Scope left empty.",
+    "invalid_scope": "Xero refused the scope for this custom connection: it does not have "
+    "accounting.contacts ticked. Tick it in the customer's Xero developer portal (they authorise "
+    "the connection again), or leave the Scope empty to take what the connection has.",
     "missing_scope": "Xero accepted the token but not for contacts: the custom connection lacks "
     "the accounting.contacts scope. Add it in the customer's Xero developer portal (they "
     "authorise the connection again), then save.",
@@ -35,8 +36,18 @@ def keys_cannot_open(labels: list[str]) -> str:
 
 # Test connection (and any other check of typed credentials).
 CHECK_SCOPE_REFUSED = (
-    "Xero refused the scope: this custom connection does not allow '{scope}'. Connections "
-    "created since April 2026 need the Scope left empty."
+    "Xero refused the scope: this custom connection does not allow '{scope}'. Tick "
+    "accounting.contacts on the custom connection in Xero, or leave the Scope empty to take "
+    "what the connection has."
+)
+# The connection form's Scope help: what Xero documents for custom connections today
+# (docs/xero.md, "Scopes of a custom connection"). The model's help text is older; the form's
+# is the one people read.
+SCOPE_HELP = (
+    "Space-separated scopes asked for with each token. The sync needs only accounting.contacts, "
+    "a scope custom connections have both before and after Xero's granular scopes (29 April "
+    "2026); the customer ticks it, and only it, in Xero. Leave empty to take whatever scopes "
+    "the connection has."
 )
 CHECK_CREDENTIALS_REFUSED = (
     "Xero did not accept this Client ID and Client Secret. Check both in the customer's Xero "

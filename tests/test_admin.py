@@ -850,3 +850,15 @@ def test_the_conflicts_queue_finds_a_funder_by_name(admin_client, organisation):
     assert 'value="kowhai"' in found
     none = text(admin_client.get(url("xerocontactlink_conflicts", query="q=nobody")))
     assert "No conflict for a funder matching “nobody”" in none
+
+
+def test_the_scope_help_default_and_the_customer_page_agree(admin_client, organisation, client):
+    from lookout_xero import credentials
+
+    page = text(admin_client.get(url("xeroconnection_add")))
+    assert 'value="accounting.contacts"' in page  # the default
+    assert "The sync needs only accounting.contacts" in page
+    assert "require" not in page.split('id="id_scope_helptext"')[-1][:400]
+    opened = client.get(credentials.create_link(organisation)[1], follow=True, secure=True)
+    customer = opened.content.decode()
+    assert "tick <strong>only <code>accounting.contacts</code></strong>" in customer
