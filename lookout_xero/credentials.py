@@ -152,10 +152,17 @@ class Submission:
     # synced with: kept until the Lookout team confirms.
     waiting: bool = False
     sync_on: bool = False  # applied to an enabled connection: syncing carries on with them
+    created: bool = False  # the organisation had no connection: this made one, disabled
 
     @property
     def extra_scopes(self) -> list[str]:
         return [s for s in self.scopes if s != NEEDED_SCOPE]
+
+
+def sync_is_on(organisation_id) -> bool:
+    """Whether credentials accepted for this organisation are used at once (no credential is
+    loaded: the customer's page must not decrypt any)."""
+    return XeroConnection.objects.filter(organisation_id=organisation_id, enabled=True).exists()
 
 
 def _reserve_try(link: XeroCredentialsLink) -> bool:
@@ -243,7 +250,8 @@ def submit(
             return Submission(
                 True, tenant_name=result.tenant_name, scopes=result.scopes, waiting=True
             )
-        if connection is None:
+        created = connection is None
+        if created:
             connection = XeroConnection(organisation_id=link.organisation_id)
         had = frozenset(name for name in audit.WRITE_ONLY if getattr(connection, name))
         changed = ["client_secret", *(["webhook_key"] if webhook_key else [])]
@@ -266,7 +274,11 @@ def submit(
         )
         audit.customer_link_used(link, connection, changed, had)
     return Submission(
-        True, tenant_name=result.tenant_name, scopes=result.scopes, sync_on=connection.enabled
+        True,
+        tenant_name=result.tenant_name,
+        scopes=result.scopes,
+        sync_on=connection.enabled,
+        created=created,
     )
 
 

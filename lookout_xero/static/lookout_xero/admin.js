@@ -149,12 +149,32 @@
         form.submit();
     }
 
+    async function copyLink(button) {
+        // The new credentials link's URL, shown once in the message beside this button.
+        const source = button.parentElement.querySelector('[data-lx-copy-source]');
+        const text = source ? source.textContent : '';
+        try {
+            await navigator.clipboard.writeText(text);
+        } catch (error) {
+            // No clipboard API (a plain-http page that is not localhost): select it to copy.
+            const range = document.createRange();
+            range.selectNodeContents(source);
+            window.getSelection().removeAllRanges();
+            window.getSelection().addRange(range);
+            document.execCommand('copy');
+        }
+        button.textContent = 'Copied';
+    }
+
     document.addEventListener('DOMContentLoaded', () => {
         document.querySelectorAll('[data-lx-test]').forEach(setUpTestConnection);
         document.querySelectorAll('[data-lx-preview]').forEach(setUpPreview);
         document.querySelectorAll('[data-lx-status]').forEach(setUpStatus);
         document.querySelectorAll('[data-lx-push]').forEach((button) => {
             button.addEventListener('click', () => postFrom(button, button.dataset.lxPush));
+        });
+        document.querySelectorAll('[data-lx-copy]').forEach((button) => {
+            button.addEventListener('click', () => copyLink(button));
         });
         document.querySelectorAll('[data-lx-stop]').forEach((button) => {
             button.addEventListener('click', () => postFrom(button, button.dataset.lxStop));
