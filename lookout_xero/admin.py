@@ -24,7 +24,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, capfirst
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from . import audit, conf, link_admin, services, status, views
+from . import audit, conf, link_admin, services, status, views, wording
 from .fields import UndecryptableError
 from .forms import XeroConnectionForm
 from .models import (
@@ -87,6 +87,16 @@ def cut(text) -> str:
     """
     text = str(text)
     return format_html('<span class="lx-cut" title="{}">{}</span>', text, text)
+
+
+def when_column(name: str, description: str):
+    """A date column (or read-only field) in the one date format (`wording.DATE_FORMAT`)."""
+
+    @admin.display(description=description, ordering=name)
+    def show(self, obj):
+        return wording.when(getattr(obj, name))
+
+    return show
 
 
 def xero_contact_link(contact_id: str, *, short: bool = False):
@@ -510,7 +520,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Last successful sync", ordering="last_synced_at")
     def last_sync(self, obj):
-        return obj.last_synced_at or "never"
+        return wording.when(obj.last_synced_at, "never")
 
     @admin.display(description="Pending changes", ordering="lx_pending")
     def pending(self, obj):
@@ -589,6 +599,9 @@ class RunKindFilter(admin.SimpleListFilter):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(OrganisationColumn, ReadOnlyAdmin):
+    created_when = when_column("created_at", "Created at")
+    started_when = when_column("started_at", "Started at")
+    finished_when = when_column("finished_at", "Finished at")
     list_display = [
         "run",
         "organisation",
@@ -600,7 +613,7 @@ class SyncRunAdmin(OrganisationColumn, ReadOnlyAdmin):
         "unchanged",
         "conflicts",
         "failed",
-        "created_at",
+        "created_when",
         "log_rows",
     ]
     list_filter = [RunKindFilter, "status", "trigger", BY_ORGANISATION]
@@ -614,7 +627,7 @@ class SyncRunAdmin(OrganisationColumn, ReadOnlyAdmin):
         "message",
         "progress",
         ("created", "linked", "updated", "unchanged", "conflicts", "failed"),
-        ("created_at", "started_at", "finished_at"),
+        ("created_when", "started_when", "finished_when"),
         "log_rows",
         "preview_report",
     ]
@@ -631,9 +644,9 @@ class SyncRunAdmin(OrganisationColumn, ReadOnlyAdmin):
         "unchanged",
         "conflicts",
         "failed",
-        "created_at",
-        "started_at",
-        "finished_at",
+        "created_when",
+        "started_when",
+        "finished_when",
         "log_rows",
         "preview_report",
     ]
@@ -700,8 +713,9 @@ class RunFilter(admin.SimpleListFilter):
 
 @admin.register(SyncLog)
 class SyncLogAdmin(OrganisationColumn, ReadOnlyAdmin):
+    created_when = when_column("created_at", "Created at")
     list_display = [
-        "created_at",
+        "created_when",
         "organisation",
         "outcome_badge",
         "funder_link",
@@ -719,7 +733,7 @@ class SyncLogAdmin(OrganisationColumn, ReadOnlyAdmin):
     # Counting a large log twice per page is wasted work.
     show_full_result_count = False
     fields = [
-        "created_at",
+        "created_when",
         "organisation",
         "outcome_badge",
         "funder_link",
@@ -792,14 +806,19 @@ class AlertStateFilter(admin.SimpleListFilter):
 class XeroAlertAdmin(OrganisationColumn, ReadOnlyAdmin):
     """Each episode of a connection needing a person, and when the team was e-mailed of it."""
 
+    opened_when = when_column("opened_at", "Opened at")
+    notified_when = when_column("notified_at", "Notified at")
+    resolved_when = when_column("resolved_at", "Resolved at")
+    resolved_notified_when = when_column("resolved_notified_at", "Resolved notified at")
+
     list_display = [
         "organisation",
         "kind",
         "state",
-        "opened_at",
-        "notified_at",
-        "resolved_at",
-        "resolved_notified_at",
+        "opened_when",
+        "notified_when",
+        "resolved_when",
+        "resolved_notified_when",
     ]
     list_filter = [AlertStateFilter, "kind", BY_ORGANISATION]
     list_select_related = ["connection__organisation"]
@@ -809,10 +828,10 @@ class XeroAlertAdmin(OrganisationColumn, ReadOnlyAdmin):
         "kind",
         "state",
         "detail",
-        "opened_at",
-        "notified_at",
-        "resolved_at",
-        "resolved_notified_at",
+        "opened_when",
+        "notified_when",
+        "resolved_when",
+        "resolved_notified_when",
     ]
 
     @admin.display(description="State", ordering="resolved_at")
@@ -825,6 +844,8 @@ class XeroAlertAdmin(OrganisationColumn, ReadOnlyAdmin):
 
 class LinkColumns(OrganisationColumn):
     """Columns shared by the links list and the funder panel; both select the organisation."""
+
+    last_synced_when = when_column("last_synced_at", "Last synced at")
 
     @admin.display(description="State", ordering="state")
     def state_badge(self, obj):
@@ -890,7 +911,7 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
         "state_badge",
         "xero_contact",
         "matched_by",
-        "last_synced_at",
+        "last_synced_when",
         "drift_summary",
         "short_reason",
     ]
@@ -979,7 +1000,7 @@ class XeroLinkInline(LinkColumns, admin.TabularInline):
         "state_badge",
         "xero_contact",
         "matched_by",
-        "last_synced_at",
+        "last_synced_when",
         "drift_summary",
         "reason",
     ]

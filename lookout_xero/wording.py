@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.utils import formats, timezone
+
 # Why a connection is in error, by the code `services.record_connection_error` stores.
 CONNECTION_ERROR_REASONS = {
     "invalid_client": "Xero did not accept the Client ID and Client Secret. Check both (Test "
@@ -146,3 +148,14 @@ def tenant_changed(new: str, old: str) -> str:
         f"connection synced with. Nothing is sent to “{new}” until someone allowed to manage "
         "Xero credentials confirms it on the connection's page, or the credentials are put back."
     )
+
+
+# One date format on every page: the connection page, the lists, the panels ("7 Dec 2026, 15:26
+# UTC"); Django's default in lists was "Dec. 7, 2026, 3:26 p.m.".
+DATE_FORMAT = "j M Y, H:i T"
+
+
+def when(value, empty: str = "—") -> str:
+    if value is None:
+        return empty
+    return formats.date_format(timezone.localtime(value), DATE_FORMAT)

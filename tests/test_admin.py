@@ -862,3 +862,32 @@ def test_the_scope_help_default_and_the_customer_page_agree(admin_client, organi
     opened = client.get(credentials.create_link(organisation)[1], follow=True, secure=True)
     customer = opened.content.decode()
     assert "tick <strong>only <code>accounting.contacts</code></strong>" in customer
+
+
+def test_every_list_and_panel_shows_dates_in_one_format(admin_client, organisation):
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 11, 30, 15, 26, tzinfo=UTC)
+    connection = make_connection(organisation, enabled=True)
+    XeroConnection.objects.filter(pk=connection.pk).update(last_synced_at=at)
+    funder = make_funder(organisation, "Dated Funder")
+    run = SyncRun.objects.create(connection=connection, status="completed", finished_at=at)
+    SyncRun.objects.filter(pk=run.pk).update(created_at=at, started_at=at)
+    SyncLog.objects.create(connection=connection, funder=funder, outcome="updated", created_at=at)
+    XeroContactLink.objects.create(
+        connection=connection, funder=funder, state="synced", last_synced_at=at
+    )
+    XeroAlert.objects.create(connection=connection, kind="conflicts", opened_at=at, notified_at=at)
+    for page in (
+        url("xeroconnection_changelist"),
+        url("syncrun_changelist"),
+        url("syncrun_change", run.pk),
+        url("synclog_changelist"),
+        url("xerocontactlink_changelist"),
+        url("xeroalert_changelist"),
+        url("xeroconnection_change", connection.pk),
+        reverse("admin:funders_funder_change", args=[funder.pk]),
+    ):
+        shown = text(admin_client.get(page))
+        assert "30 Nov 2026, 15:26 UTC" in shown, page
+        assert "p.m." not in shown and "a.m." not in shown and "Nov. 30" not in shown, page
