@@ -937,6 +937,7 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
                     "conflicts/<int:link_id>/resolve/": (views.resolve_conflict, "resolve"),
                     "push/<path:funder_id>/": (views.push_funder, "push"),
                     "<int:link_id>/stop/": (views.stop_syncing_link, "stop"),
+                    "<int:link_id>/restore/": (views.restore_in_xero_link, "restore"),
                 },
             ),
             *super().get_urls(),

@@ -295,6 +295,23 @@ def stop_syncing_link(request, model_admin, link_id):
     return redirect(url or f"{model_admin.admin_site.name}:index")
 
 
+@require_POST
+def restore_in_xero_link(request, model_admin, link_id):
+    """The funder panel's Restore in Xero, beside a link archived in Xero by someone else."""
+    if not can_operate(request.user):
+        raise PermissionDenied
+    link = get_object_or_404(
+        model_admin.get_queryset(request).select_related("connection", "funder"), pk=link_id
+    )
+    if services.restore_in_xero(link):
+        audit.record(request.user, link.connection, f"Restore in Xero: {link.funder}")
+        messages.success(request, f"{link.funder}'s contact will be restored in Xero.")
+    else:
+        messages.warning(request, "Only a contact archived in Xero can be restored there.")
+    url = funder_admin_url(link.funder_id, model_admin.admin_site.name)
+    return redirect(url or f"{model_admin.admin_site.name}:index")
+
+
 def push_funders(request, funders, *, admin_site=None) -> int:
     """Queue funders for their organisations' enabled connections, and say what happened.
 

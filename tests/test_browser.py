@@ -297,3 +297,42 @@ def test_every_list_fits_1280_pixels_with_a_300_character_funder_name(
         cut = page.locator(f'.lx-cut[title="{LONG_NAME}"]').first
         assert cut.text_content() == LONG_NAME  # the text is whole: copying it copies all
         assert cut.evaluate("e => e.scrollWidth > e.clientWidth")
+
+
+def test_the_panel_buttons_and_the_copy_button_work_in_a_browser(
+    page, organisation, django_user_model
+):
+    """admin.js: Stop syncing on the funder's panel posts; Copy copies a new link's URL."""
+    from playwright.sync_api import expect
+
+    from tests.helpers import make_connection
+
+    connection = make_connection(organisation, enabled=True)
+    held = XeroContactLink.objects.create(
+        connection=connection,
+        funder=make_funder(organisation, "Held Funder"),
+        xero_contact_id="0f0e6d5c-1111-2222-3333-444455556666",
+        state="gdpr",
+        last_error="Xero holds this contact under a GDPR erasure request.",
+    )
+    django_user_model.objects.create_superuser("admin", "admin@example.org", PASSWORD)
+    page.goto("/admin/login/?next=/admin/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+    page.goto(f"/admin/funders/funder/{held.funder_id}/change/")
+    expect(page.locator("#xero_links-group")).to_contain_text("Held: Xero holds this contact")
+    page.get_by_role("button", name="Stop syncing").click()
+    expect(page.locator(".messagelist")).to_contain_text("will no longer be synced to Xero")
+    held.refresh_from_db()
+    assert held.state == "ignored"
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(f"/admin/lookout_xero/xeroconnection/{connection.pk}/change/")
+    page.get_by_role("button", name="Create credentials link").click()
+    url = page.locator("[data-lx-copy-source]").text_content()
+    assert "/xero/credentials/" in url
+    page.locator("[data-lx-copy]").click()
+    expect(page.locator("[data-lx-copy]")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == url

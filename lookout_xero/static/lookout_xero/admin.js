@@ -1,5 +1,5 @@
-/* lookout_xero admin: Test connection, Preview, the live status panel and the funder's Push now
- * and Stop syncing.
+/* lookout_xero admin: Test connection, Preview, the live status panel and the funder's Push now,
+ * Stop syncing and Restore in Xero.
  * Every answer comes from the server as JSON; text is set with textContent, and the only HTML
  * inserted (the preview report) is rendered and escaped by a Django template. */
 'use strict';
@@ -176,8 +176,9 @@
         document.querySelectorAll('[data-lx-copy]').forEach((button) => {
             button.addEventListener('click', () => copyLink(button));
         });
-        document.querySelectorAll('[data-lx-stop]').forEach((button) => {
-            button.addEventListener('click', () => postFrom(button, button.dataset.lxStop));
+        // The funder panel's Stop syncing and Restore in Xero: each posts to its own URL.
+        document.querySelectorAll('[data-lx-post]').forEach((button) => {
+            button.addEventListener('click', () => postFrom(button, button.dataset.lxPost));
         });
     });
 }
