@@ -811,6 +811,9 @@ class XeroAlertAdmin(OrganisationColumn, ReadOnlyAdmin):
     resolved_when = when_column("resolved_at", "Resolved at")
     resolved_notified_when = when_column("resolved_notified_at", "Resolved notified at")
 
+    class Media:
+        css = ADMIN_CSS  # the lists' shared layout: names cut, headers and dates wrap
+
     list_display = [
         "organisation",
         "kind",
