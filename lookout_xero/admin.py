@@ -264,6 +264,12 @@ class XeroConnectionAdmin(admin.ModelAdmin):
     def get_search_fields(self, request):
         return [conf.organisation_name_lookup("organisation"), "xero_tenant_name"]
 
+    def log_addition(self, request, obj, message):
+        """`audit.connection_saved` writes the one row of a save, in words."""
+
+    def log_change(self, request, obj, message):
+        """`audit.connection_saved` writes the one row of a save, in words."""
+
     def get_queryset(self, request):
         active_run = SyncRun.objects.full_syncs().active().filter(connection=OuterRef("pk"))
         queryset = super().get_queryset(request)
@@ -466,15 +472,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         if "enabled" in form.changed_data:
             request.lx_switched = "on" if obj.enabled else "off"
         super().save_model(request, obj, form, change)
-        audit.connection_saved(
-            request.user, obj, form.changed_data, adding=not change, had=form.had
-        )
-
-    def log_addition(self, request, obj, message):
-        """`audit.connection_saved` writes the one row of a save, in words."""
-
-    def log_change(self, request, obj, message):
-        """`audit.connection_saved` writes the one row of a save, in words."""
+        audit.connection_saved(request.user, obj, form.changed_data, adding=not change)
 
     def response_add(self, request, obj, post_url_continue=None):
         response = super().response_add(request, obj, post_url_continue)

@@ -32,15 +32,14 @@ def record(user, obj, message: str) -> None:
 WRITE_ONLY = {"client_secret": "the Client Secret", "webhook_key": "the webhook key"}
 
 
-def connection_saved(
-    user, connection, changed: list[str], *, adding: bool, had: frozenset = frozenset()
-) -> None:
+def connection_saved(user, connection, changed: list[str], *, adding: bool) -> None:
     """The admin saved a connection: one row saying what changed, in words.
 
-    `had` names the write-only fields that held a value before the save: typing one is
-    "Replaced" only when there was one to replace. The admin logs nothing else for the save
-    (`XeroConnectionAdmin.log_change`), so each save is one line.
+    The connection form notes which write-only fields held a value before the save
+    (`lx_had_values`): typing one is "Replaced" only when there was one to replace. The admin
+    logs nothing else for the save (`XeroConnectionAdmin.log_change`), so each save is one line.
     """
+    had = getattr(connection, "lx_had_values", frozenset())
     words = change_words(connection, changed, adding=adding, had=had)
     if words:
         record(user, connection, " ".join(words))

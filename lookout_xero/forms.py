@@ -54,8 +54,9 @@ class XeroConnectionForm(forms.ModelForm):
         for name in list(self.fields):
             if name not in self._meta.fields:
                 del self.fields[name]
-        # Which write-only values there were before this save: typing one replaces it, or sets it.
-        self.had = frozenset(
+        # Which write-only values there were before this save, for the admin history: typing
+        # one "Replaced" it, or "Set" it (`audit.connection_saved` reads this off the instance).
+        self.instance.lx_had_values = frozenset(
             name for name in ("client_secret", "webhook_key") if getattr(self.instance, name)
         )
         # The bound instance holds the decrypted secret; make sure nothing ever echoes it.
