@@ -24,7 +24,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, capfirst
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from . import audit, conf, link_admin, services, status, views
+from . import audit, conf, link_admin, services, status, views, wording
 from .fields import UndecryptableError
 from .forms import XeroConnectionForm
 from .models import (
@@ -78,6 +78,25 @@ LINK_BADGES = {
 def badge(key: str, words: str):
     """A coloured badge that always carries its meaning in words."""
     return format_html('<span class="lx-badge lx-badge--{}">{}</span>', key, words)
+
+
+def cut(text) -> str:
+    """A name that may be long: one line, cut by CSS to its column, the whole of it on hover.
+
+    CSS (not a character count) decides where it ends, so nothing is cut that fits.
+    """
+    text = str(text)
+    return format_html('<span class="lx-cut" title="{}">{}</span>', text, text)
+
+
+def when_column(name: str, description: str):
+    """A date column (or read-only field) in the one date format (`wording.DATE_FORMAT`)."""
+
+    @admin.display(description=description, ordering=name)
+    def show(self, obj):
+        return wording.when(getattr(obj, name))
+
+    return show
 
 
 def xero_contact_link(contact_id: str, *, short: bool = False):
@@ -185,7 +204,7 @@ class OrganisationColumn:
 
     @admin.display(ordering="lx_organisation_name")
     def organisation(self, obj):
-        return obj.connection.organisation
+        return cut(obj.connection.organisation)
 
 
 class OrganisationFilter(admin.RelatedFieldListFilter):
@@ -201,6 +220,15 @@ class OrganisationFilter(admin.RelatedFieldListFilter):
 
 
 BY_ORGANISATION = ("connection__organisation", OrganisationFilter)
+
+
+def with_funders(model_admin, request, queryset, found, search_term):
+    """The rows the list's own search `found`, and the rows of the funders a person means
+    (by name, e-mail or ContactNumber, `views.funders_matching`)."""
+    if not search_term.strip():
+        return found
+    funders = views.funders_matching(request, model_admin.admin_site, search_term)
+    return found | queryset.filter(funder__in=funders)
 
 
 # --- connections ----------------------------------------------------------------------------
@@ -249,6 +277,12 @@ class XeroConnectionAdmin(admin.ModelAdmin):
 
     def get_search_fields(self, request):
         return [conf.organisation_name_lookup("organisation"), "xero_tenant_name"]
+
+    def log_addition(self, request, obj, message):
+        """`audit.connection_saved` writes the one row of a save, in words."""
+
+    def log_change(self, request, obj, message):
+        """`audit.connection_saved` writes the one row of a save, in words."""
 
     def get_queryset(self, request):
         active_run = SyncRun.objects.full_syncs().active().filter(connection=OuterRef("pk"))
@@ -504,7 +538,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Last successful sync", ordering="last_synced_at")
     def last_sync(self, obj):
-        return obj.last_synced_at or "never"
+        return wording.when(obj.last_synced_at, "never")
 
     @admin.display(description="Pending changes", ordering="lx_pending")
     def pending(self, obj):
@@ -583,6 +617,9 @@ class RunKindFilter(admin.SimpleListFilter):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(OrganisationColumn, ReadOnlyAdmin):
+    created_when = when_column("created_at", "Created at")
+    started_when = when_column("started_at", "Started at")
+    finished_when = when_column("finished_at", "Finished at")
     list_display = [
         "run",
         "organisation",
@@ -594,7 +631,7 @@ class SyncRunAdmin(OrganisationColumn, ReadOnlyAdmin):
         "unchanged",
         "conflicts",
         "failed",
-        "created_at",
+        "created_when",
         "log_rows",
     ]
     list_filter = [RunKindFilter, "status", "trigger", BY_ORGANISATION]
@@ -608,7 +645,7 @@ class SyncRunAdmin(OrganisationColumn, ReadOnlyAdmin):
         "message",
         "progress",
         ("created", "linked", "updated", "unchanged", "conflicts", "failed"),
-        ("created_at", "started_at", "finished_at"),
+        ("created_when", "started_when", "finished_when"),
         "log_rows",
         "preview_report",
     ]
@@ -625,9 +662,9 @@ class SyncRunAdmin(OrganisationColumn, ReadOnlyAdmin):
         "unchanged",
         "conflicts",
         "failed",
-        "created_at",
-        "started_at",
-        "finished_at",
+        "created_when",
+        "started_when",
+        "finished_when",
         "log_rows",
         "preview_report",
     ]
@@ -694,8 +731,9 @@ class RunFilter(admin.SimpleListFilter):
 
 @admin.register(SyncLog)
 class SyncLogAdmin(OrganisationColumn, ReadOnlyAdmin):
+    created_when = when_column("created_at", "Created at")
     list_display = [
-        "created_at",
+        "created_when",
         "organisation",
         "outcome_badge",
         "funder_link",
@@ -707,12 +745,13 @@ class SyncLogAdmin(OrganisationColumn, ReadOnlyAdmin):
     list_filter = [BY_ORGANISATION, "outcome", RunFilter]
     list_select_related = ["connection__organisation"]
     search_fields = ["funder_name", "funder_email", "xero_contact_id"]
+    search_help_text = "Funder name, e-mail, ContactNumber (LKT-12) or Xero ContactID"
     date_hierarchy = "created_at"
     list_per_page = 100
     # Counting a large log twice per page is wasted work.
     show_full_result_count = False
     fields = [
-        "created_at",
+        "created_when",
         "organisation",
         "outcome_badge",
         "funder_link",
@@ -728,6 +767,10 @@ class SyncLogAdmin(OrganisationColumn, ReadOnlyAdmin):
     class Media:
         css = ADMIN_CSS
 
+    def get_search_results(self, request, queryset, search_term):
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        return with_funders(self, request, queryset, found, search_term), duplicates
+
     @admin.display(description="Outcome", ordering="outcome")
     def outcome_badge(self, obj):
         return badge(OUTCOME_BADGES.get(obj.outcome, "disabled"), obj.get_outcome_display())
@@ -735,12 +778,12 @@ class SyncLogAdmin(OrganisationColumn, ReadOnlyAdmin):
     @admin.display(description="Funder", ordering="funder_name")
     def funder_link(self, obj):
         url = views.funder_admin_url(obj.funder_id, self.admin_site.name) if obj.funder_id else ""
-        name = obj.funder_name or (f"funder {obj.funder_id}" if obj.funder_id else "—")
+        name = cut(obj.funder_name or (f"funder {obj.funder_id}" if obj.funder_id else "—"))
         if url:
             name = format_html('<a href="{}">{}</a>', url, name)
         if not obj.funder_email:
             return name
-        return format_html('{}<br><span class="lx-reason">{}</span>', name, obj.funder_email)
+        return format_html('{}<br><span class="lx-reason">{}</span>', name, cut(obj.funder_email))
 
     @admin.display(description="Xero ContactID", ordering="xero_contact_id")
     def xero_contact(self, obj):
@@ -781,14 +824,22 @@ class AlertStateFilter(admin.SimpleListFilter):
 class XeroAlertAdmin(OrganisationColumn, ReadOnlyAdmin):
     """Each episode of a connection needing a person, and when the team was e-mailed of it."""
 
+    opened_when = when_column("opened_at", "Opened at")
+    notified_when = when_column("notified_at", "Notified at")
+    resolved_when = when_column("resolved_at", "Resolved at")
+    resolved_notified_when = when_column("resolved_notified_at", "Resolved notified at")
+
+    class Media:
+        css = ADMIN_CSS  # the lists' shared layout: names cut, headers and dates wrap
+
     list_display = [
         "organisation",
         "kind",
         "state",
-        "opened_at",
-        "notified_at",
-        "resolved_at",
-        "resolved_notified_at",
+        "opened_when",
+        "notified_when",
+        "resolved_when",
+        "resolved_notified_when",
     ]
     list_filter = [AlertStateFilter, "kind", BY_ORGANISATION]
     list_select_related = ["connection__organisation"]
@@ -798,10 +849,10 @@ class XeroAlertAdmin(OrganisationColumn, ReadOnlyAdmin):
         "kind",
         "state",
         "detail",
-        "opened_at",
-        "notified_at",
-        "resolved_at",
-        "resolved_notified_at",
+        "opened_when",
+        "notified_when",
+        "resolved_when",
+        "resolved_notified_when",
     ]
 
     @admin.display(description="State", ordering="resolved_at")
@@ -815,6 +866,8 @@ class XeroAlertAdmin(OrganisationColumn, ReadOnlyAdmin):
 class LinkColumns(OrganisationColumn):
     """Columns shared by the links list and the funder panel; both select the organisation."""
 
+    last_synced_when = when_column("last_synced_at", "Last synced at")
+
     @admin.display(description="State", ordering="state")
     def state_badge(self, obj):
         return badge(LINK_BADGES.get(obj.state, "disabled"), obj.get_state_display())
@@ -822,6 +875,18 @@ class LinkColumns(OrganisationColumn):
     @admin.display(description="Xero ContactID", ordering="xero_contact_id")
     def xero_contact(self, obj):
         return xero_contact_link(obj.xero_contact_id)
+
+    @admin.display(description="Why")
+    def reason(self, obj):
+        """A hold is the bookkeeper's decision, not an error: it is called what it is."""
+        if not obj.last_error:
+            return ""
+        return f"Held: {obj.last_error}" if obj.is_held else obj.last_error
+
+    @admin.display(description="Why")
+    def short_reason(self, obj):
+        text = self.reason(obj)
+        return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(140))
 
     @admin.display(description="Changed in Xero", ordering="drift_seen_at")
     def drift_summary(self, obj):
@@ -862,22 +927,27 @@ class DriftFilter(admin.SimpleListFilter):
 class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
     change_list_template = "lookout_xero/admin/link_change_list.html"
     list_display = [
-        "funder",
+        "funder_name",
         "organisation",
         "state_badge",
         "xero_contact",
         "matched_by",
-        "last_synced_at",
+        "last_synced_when",
         "drift_summary",
-        "short_error",
+        "short_reason",
     ]
     list_filter = ["state", DriftFilter, "matched_by", BY_ORGANISATION]
     actions = ["push_profile_now", "restore_in_xero", "stop_syncing"]
     list_select_related = ["funder", "connection__organisation"]
     search_fields = ["xero_contact_id"]
+    search_help_text = "Funder name, e-mail, ContactNumber (LKT-12) or Xero ContactID"
 
     class Media:
         css = ADMIN_CSS
+
+    def get_search_results(self, request, queryset, search_term):
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        return with_funders(self, request, queryset, found, search_term), duplicates
 
     def get_urls(self):
         return [
@@ -887,6 +957,8 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
                     "conflicts/": (views.conflicts, "conflicts"),
                     "conflicts/<int:link_id>/resolve/": (views.resolve_conflict, "resolve"),
                     "push/<path:funder_id>/": (views.push_funder, "push"),
+                    "<int:link_id>/stop/": (views.stop_syncing_link, "stop"),
+                    "<int:link_id>/restore/": (views.restore_in_xero_link, "restore"),
                 },
             ),
             *super().get_urls(),
@@ -894,6 +966,14 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
 
     def has_operate_permission(self, request) -> bool:
         return views.can_operate(request.user)
+
+    @admin.display(description="Funder", ordering="funder")
+    def funder_name(self, obj):
+        return cut(obj.funder)
+
+    @admin.display(description="Xero ContactID", ordering="xero_contact_id")
+    def xero_contact(self, obj):  # short in the list; whole on the funder's panel
+        return xero_contact_link(obj.xero_contact_id, short=True)
 
     @admin.action(description="Push Lookout's profile now", permissions=["operate"])
     def push_profile_now(self, request, queryset):
@@ -925,14 +1005,6 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
             audit.record(request.user, link.connection, f"Stopped syncing: {link.funder}")
         messages.success(request, f"{len(links)} funder(s) will no longer be synced to Xero.")
 
-    @admin.display(description="Last error")
-    def short_error(self, obj):
-        if not obj.last_error:
-            return ""
-        return format_html(
-            '<span title="{}">{}</span>', obj.last_error, Truncator(obj.last_error).chars(140)
-        )
-
 
 # --- for the host's funder admin ------------------------------------------------------------
 
@@ -950,9 +1022,9 @@ class XeroLinkInline(LinkColumns, admin.TabularInline):
         "state_badge",
         "xero_contact",
         "matched_by",
-        "last_synced_at",
+        "last_synced_when",
         "drift_summary",
-        "last_error",
+        "reason",
     ]
     readonly_fields = fields
     extra = 0

@@ -28,20 +28,51 @@ def record(user, obj, message: str) -> None:
     )
 
 
+# Fields whose change is said in words of its own (never with the value).
+WRITE_ONLY = {"client_secret": "the Client Secret", "webhook_key": "the webhook key"}
+
+
 def connection_saved(user, connection, changed: list[str], *, adding: bool) -> None:
-    """The admin saved a connection: record the changes that matter, in words."""
-    if "client_secret" in changed:
-        record(
-            user, connection, "Set the Client Secret." if adding else "Replaced the Client Secret."
-        )
+    """The admin saved a connection: one row saying what changed, in words.
+
+    The connection form notes which write-only fields held a value before the save
+    (`lx_had_values`): typing one is "Replaced" only when there was one to replace. The admin
+    logs nothing else for the save (`XeroConnectionAdmin.log_change`), so each save is one line.
+    """
+    had = getattr(connection, "lx_had_values", frozenset())
+    words = change_words(connection, changed, adding=adding, had=had)
+    if words:
+        record(user, connection, " ".join(words))
+
+
+def change_words(connection, changed, *, adding: bool, had=frozenset()) -> list[str]:
+    words = []
+    for name, label in WRITE_ONLY.items():
+        if name in changed:
+            verb = "Replaced" if name in had and not adding else "Set"
+            words.append(f"{verb} {label}.")
     if "client_id" in changed and not adding:
-        record(user, connection, "Changed the Client ID.")
-    if "webhook_key" in changed:
-        record(user, connection, "Set the webhook key." if adding else "Replaced the webhook key.")
+        words.append("Changed the Client ID.")
     if "enabled" in changed or (adding and connection.enabled):
-        record(
-            user, connection, "Enabled the sync." if connection.enabled else "Disabled the sync."
-        )
+        words.append("Enabled the sync." if connection.enabled else "Disabled the sync.")
+    for name in changed:
+        if name not in {*WRITE_ONLY, "client_id", "enabled"} and not adding:
+            field = connection._meta.get_field(name)
+            words.append(f"Changed {field.verbose_name}.")
+    return words
+
+
+def customer_link_used(link, connection, changed: list[str], had: frozenset) -> None:
+    """Credentials given through a customer's link: the row is the link maker's, and says so."""
+    words = change_words(connection, changed, adding=False, had=had)
+    if not words:
+        return
+    record(
+        link.created_by,
+        connection,
+        f"Through credentials link #{link.pk}, the customer: "
+        + " ".join(word[0].lower() + word[1:] for word in words),
+    )
 
 
 def history(connection, limit: int = 50) -> list[LogEntry]:

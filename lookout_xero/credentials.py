@@ -152,10 +152,17 @@ class Submission:
     # synced with: kept until the Lookout team confirms.
     waiting: bool = False
     sync_on: bool = False  # applied to an enabled connection: syncing carries on with them
+    created: bool = False  # the organisation had no connection: this made one, disabled
 
     @property
     def extra_scopes(self) -> list[str]:
         return [s for s in self.scopes if s != NEEDED_SCOPE]
+
+
+def sync_is_on(organisation_id) -> bool:
+    """Whether credentials accepted for this organisation are used at once (no credential is
+    loaded: the customer's page must not decrypt any)."""
+    return XeroConnection.objects.filter(organisation_id=organisation_id, enabled=True).exists()
 
 
 def _reserve_try(link: XeroCredentialsLink) -> bool:
@@ -203,7 +210,8 @@ def submit(
     scope = conf.get("DEFAULT_SCOPE") if scope is None else scope
     result = check(client_id, client_secret, scope)
     if not result.ok and result.scope_refused:
-        # The customer cannot fix our scope: connections made since April 2026 take none.
+        # The customer's connection lacks the scope we name: ask for none, and Xero gives what
+        # the connection has (the done page then lists it, and warns if it is not contacts).
         scope = ""
         result = check(client_id, client_secret, scope)
     if not result.ok:
@@ -242,8 +250,13 @@ def submit(
             return Submission(
                 True, tenant_name=result.tenant_name, scopes=result.scopes, waiting=True
             )
-        if connection is None:
+        created = connection is None
+        if created:
             connection = XeroConnection(organisation_id=link.organisation_id)
+        had = frozenset(name for name in audit.WRITE_ONLY if getattr(connection, name))
+        changed = ["client_secret", *(["webhook_key"] if webhook_key else [])]
+        if connection.pk and connection.client_id != client_id:
+            changed.append("client_id")
         connection.client_id, connection.client_secret = client_id, client_secret
         connection.scope = scope
         fields = ["client_id", "client_secret", "scope"]
@@ -259,8 +272,13 @@ def submit(
             granted_scopes=" ".join(result.scopes),
             xero_tenant_name=result.tenant_name[:255],
         )
+        audit.customer_link_used(link, connection, changed, had)
     return Submission(
-        True, tenant_name=result.tenant_name, scopes=result.scopes, sync_on=connection.enabled
+        True,
+        tenant_name=result.tenant_name,
+        scopes=result.scopes,
+        sync_on=connection.enabled,
+        created=created,
     )
 
 

@@ -189,12 +189,23 @@ def credentials_form(request, handle):
 
 @sensitive_variables("form", "result")
 def _the_form(request, link, *, handle: str | None):
-    context = {"organisation": link.organisation, "form": CredentialsForm(), "reason": ""}
+    context = {
+        "organisation": link.organisation,
+        "form": CredentialsForm(),
+        "reason": "",
+        "client_id": "",
+        # Whether what Xero accepts is used at once (the form's last words must say which).
+        "sync_on": credentials.sync_is_on(link.organisation_id),
+    }
     if request.method != "POST":
         return _form_page(request, context)
     form = CredentialsForm(request.POST)
+    # The Client ID is not a secret (Xero shows it on the app's page): a refused try keeps it,
+    # so the customer fixes the secret only. The secret and the webhook key are never echoed.
+    client_id = form.data.get("client_id", "")
+    context["client_id"] = client_id.strip() if len(client_id) <= 255 else ""
     if not form.is_valid():
-        # The unbound form goes back, so nothing typed is echoed.
+        # The unbound form goes back: nothing typed but the Client ID is echoed.
         context["reason"] = (
             "Fill in the Client ID and the Client Secret (each at most 255 characters)."
         )

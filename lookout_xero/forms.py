@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils import formats, timezone
 
-from . import conf
+from . import conf, wording
 from .models import XeroConnection
 
 ENABLED_HELP = (
@@ -54,9 +54,16 @@ class XeroConnectionForm(forms.ModelForm):
         for name in list(self.fields):
             if name not in self._meta.fields:
                 del self.fields[name]
+        # Which write-only values there were before this save, for the admin history: typing
+        # one "Replaced" it, or "Set" it (`audit.connection_saved` reads this off the instance).
+        self.instance.lx_had_values = frozenset(
+            name for name in ("client_secret", "webhook_key") if getattr(self.instance, name)
+        )
         # The bound instance holds the decrypted secret; make sure nothing ever echoes it.
         self.initial.pop("client_secret", None)
         self.initial.pop("webhook_key", None)
+        if "scope" in self.fields:
+            self.fields["scope"].help_text = wording.SCOPE_HELP
         if "scope" in self.fields and not self.instance.pk:
             self.initial["scope"] = conf.get("DEFAULT_SCOPE")
         secret = self.fields.get("client_secret")

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils import formats, timezone
+from django.utils.html import format_html
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import audit, conf, credentials, services, views
@@ -27,8 +28,15 @@ def make_link(request, organisation) -> None:
     until = formats.date_format(timezone.localtime(link.expires_at), "j M Y, H:i T")
     messages.success(
         request,
-        f"Credentials link for {organisation}, valid until {until} and for one use. Copy it now "
-        f"and send it to the customer; it is not shown again. Any earlier link is revoked. {url}",
+        format_html(
+            "Credentials link for {}, valid until {} and for one use. Copy it now and send it to "
+            "the customer; it is not shown again. Any earlier link is revoked. "
+            '<code data-lx-copy-source>{}</code> <button type="button" class="button" '
+            "data-lx-copy>Copy</button>",
+            organisation,
+            until,
+            url,
+        ),
     )
 
 

@@ -22,7 +22,7 @@ from django.db.models import (
     Subquery,
 )
 from django.db.models.functions import Coalesce
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.timesince import timesince
 
 from . import conf, matching, wording
@@ -53,7 +53,7 @@ def health(
         reason = reason or connection.error_message
         return Health("error", "Error", reason)
     if connection.is_paused:
-        until = formats.date_format(timezone.localtime(connection.paused_until), "j M H:i T")
+        until = wording.when(connection.paused_until)
         return Health(
             "paused",
             f"Paused until {until}",
@@ -181,7 +181,7 @@ def _eta_text(run: SyncRun, eta_seconds: int | None) -> str:
 def _when(value: datetime | None) -> str:
     if value is None:
         return "never"
-    stamp = formats.date_format(timezone.localtime(value), "j M Y, H:i T")
+    stamp = wording.when(value)
     if timezone.now() - value < timedelta(minutes=1):
         return f"{stamp} (just now)"
     return f"{stamp} ({timesince(value)} ago)"

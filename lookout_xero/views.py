@@ -11,9 +11,10 @@ from collections import defaultdict
 
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
@@ -52,6 +53,32 @@ def visible(request, admin_site, model):
     if not admin_site.is_registered(model):
         return model._default_manager.all()
     return admin_site.get_model_admin(model).get_queryset(request)
+
+
+def funders_matching(request, admin_site, term: str):
+    """The funders a person means by `term`: a ContactNumber Lookout gives (`LKT-12`), or
+    whatever the host's own funder admin finds for it (its `search_fields`: name, e-mail…).
+
+    lookout_xero does not know the host's field names; the host's funder admin does. Returns a
+    queryset of funder primary keys, empty when nothing matches (or nothing can be searched).
+    """
+    model = conf.funder_model()
+    term = term.strip()
+    wanted = Q(pk__in=[])
+    prefix = conf.get("CONTACT_NUMBER_PREFIX")
+    if term and prefix and term.casefold().startswith(prefix.casefold()):
+        try:
+            wanted |= Q(pk=model._meta.pk.to_python(term[len(prefix) :].strip()))
+        except ValidationError:
+            pass  # not a primary key of this model: no funder has that ContactNumber
+    if term and admin_site.is_registered(model):
+        funder_admin = admin_site.get_model_admin(model)
+        if funder_admin.get_search_fields(request):
+            searched, _ = funder_admin.get_search_results(
+                request, model._default_manager.all(), term
+            )
+            wanted |= Q(pk__in=searched.values("pk"))
+    return model._default_manager.filter(wanted).values("pk")
 
 
 def xero_contact_url(contact_id: str) -> str:
@@ -253,6 +280,38 @@ def push_funder(request, model_admin, funder_id):
     return redirect(url or f"{model_admin.admin_site.name}:index")
 
 
+@require_POST
+def stop_syncing_link(request, model_admin, link_id):
+    """The funder panel's Stop syncing, beside a link held by the bookkeeper's decision."""
+    if not can_operate(request.user):
+        raise PermissionDenied
+    link = get_object_or_404(
+        model_admin.get_queryset(request).select_related("connection", "funder"), pk=link_id
+    )
+    services.stop_syncing_funder(link)
+    audit.record(request.user, link.connection, f"Stopped syncing: {link.funder}")
+    messages.success(request, f"{link.funder} will no longer be synced to Xero.")
+    url = funder_admin_url(link.funder_id, model_admin.admin_site.name)
+    return redirect(url or f"{model_admin.admin_site.name}:index")
+
+
+@require_POST
+def restore_in_xero_link(request, model_admin, link_id):
+    """The funder panel's Restore in Xero, beside a link archived in Xero by someone else."""
+    if not can_operate(request.user):
+        raise PermissionDenied
+    link = get_object_or_404(
+        model_admin.get_queryset(request).select_related("connection", "funder"), pk=link_id
+    )
+    if services.restore_in_xero(link):
+        audit.record(request.user, link.connection, f"Restore in Xero: {link.funder}")
+        messages.success(request, f"{link.funder}'s contact will be restored in Xero.")
+    else:
+        messages.warning(request, "Only a contact archived in Xero can be restored there.")
+    url = funder_admin_url(link.funder_id, model_admin.admin_site.name)
+    return redirect(url or f"{model_admin.admin_site.name}:index")
+
+
 def push_funders(request, funders, *, admin_site=None) -> int:
     """Queue funders for their organisations' enabled connections, and say what happened.
 
@@ -269,10 +328,30 @@ def push_funders(request, funders, *, admin_site=None) -> int:
         )
     connections = connections.filter(organisation_id__in=list(by_organisation))
     queued = 0
+    # A funder held by the bookkeeper's decision (archived in Xero, GDPR) is not written to:
+    # saying "Queued" for it would promise a push that does not happen.
+    held = set(
+        XeroContactLink.objects.filter(
+            connection__in=connections,
+            funder_id__in=[pk for ids in by_organisation.values() for pk in ids],
+            state__in=XeroContactLink.HELD_STATES,
+        ).values_list("connection_id", "funder_id")
+    )
     with transaction.atomic():
         for connection in connections:
-            queued += services.push_now(connection, by_organisation[connection.organisation_id])
-    skipped = sum(len(ids) for ids in by_organisation.values()) - queued
+            ids = [
+                pk
+                for pk in by_organisation[connection.organisation_id]
+                if (connection.pk, pk) not in held
+            ]
+            queued += services.push_now(connection, ids) if ids else 0
+    skipped = sum(len(ids) for ids in by_organisation.values()) - queued - len(held)
+    if held:
+        messages.warning(
+            request,
+            f"{len(held)} funder(s) not pushed: held by the bookkeeper's decision in Xero "
+            "(archived there, or a GDPR request). Restore in Xero, or Stop syncing, decides.",
+        )
     if queued:
         messages.success(request, f"Queued {queued} funder(s) for pushing to Xero now.")
     if skipped:
@@ -300,6 +379,9 @@ def conflicts(request, model_admin):
     connection_id = request.GET.get("connection", "")
     if connection_id.isdigit():
         links = links.filter(connection_id=connection_id)
+    query = request.GET.get("q", "").strip()
+    if query:
+        links = links.filter(funder__in=funders_matching(request, model_admin.admin_site, query))
     page = Paginator(links, CONFLICTS_PER_PAGE).get_page(request.GET.get("p"))
     context = {
         **model_admin.admin_site.each_context(request),
@@ -310,6 +392,7 @@ def conflicts(request, model_admin):
         "can_resolve": can_operate(request.user),
         "next": request.get_full_path(),
         "connection_id": connection_id if connection_id.isdigit() else "",
+        "query": query,
     }
     return TemplateResponse(request, "lookout_xero/admin/conflicts.html", context)
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.utils import formats, timezone
+
 # Why a connection is in error, by the code `services.record_connection_error` stores.
 CONNECTION_ERROR_REASONS = {
     "invalid_client": "Xero did not accept the Client ID and Client Secret. Check both (Test "
     "connection), or generate a new secret in the customer's Xero developer portal, then save.",
-    "invalid_scope": "Xero refused the scope for this custom connection. Connections created "
-    "since April 2026 need the Scope left empty.",
+    "invalid_scope": "Xero refused the scope for this custom connection: it does not have "
+    "accounting.contacts ticked. Tick it in the customer's Xero developer portal (they authorise "
+    "the connection again), or leave the Scope empty to take what the connection has.",
     "missing_scope": "Xero accepted the token but not for contacts: the custom connection lacks "
     "the accounting.contacts scope. Add it in the customer's Xero developer portal (they "
     "authorise the connection again), then save.",
@@ -35,8 +38,18 @@ def keys_cannot_open(labels: list[str]) -> str:
 
 # Test connection (and any other check of typed credentials).
 CHECK_SCOPE_REFUSED = (
-    "Xero refused the scope: this custom connection does not allow '{scope}'. Connections "
-    "created since April 2026 need the Scope left empty."
+    "Xero refused the scope: this custom connection does not allow '{scope}'. Tick "
+    "accounting.contacts on the custom connection in Xero, or leave the Scope empty to take "
+    "what the connection has."
+)
+# The connection form's Scope help: what Xero documents for custom connections today
+# (docs/xero.md, "Scopes of a custom connection"). The model's help text is older; the form's
+# is the one people read.
+SCOPE_HELP = (
+    "Space-separated scopes asked for with each token. The sync needs only accounting.contacts, "
+    "a scope custom connections have both before and after Xero's granular scopes (29 April "
+    "2026); the customer ticks it, and only it, in Xero. Leave empty to take whatever scopes "
+    "the connection has."
 )
 CHECK_CREDENTIALS_REFUSED = (
     "Xero did not accept this Client ID and Client Secret. Check both in the customer's Xero "
@@ -94,6 +107,14 @@ GDPR_REQUEST_HELD = (
     "decides what happens next (Stop syncing ends it for this funder)."
 )
 RESTORED_IN_XERO = "Restored in Xero: syncing of this funder resumes."
+# Log messages of a push that sends the whole profile to a contact Lookout already knew: it is
+# not a link (the badge said "Linked to existing"), it is the push after what happened.
+PUSHED_AFTER_MERGE = (
+    "Pushed Lookout's profile to the contact this funder's contact was merged into in Xero."
+)
+PUSHED_WHOLE_PROFILE = (
+    "Pushed Lookout's whole profile again (after a restore in Xero, or a person's Push now)."
+)
 RESTORE_ASKED = "A person chose Restore in Xero: the contact is restored with the next push."
 
 
@@ -127,3 +148,14 @@ def tenant_changed(new: str, old: str) -> str:
         f"connection synced with. Nothing is sent to “{new}” until someone allowed to manage "
         "Xero credentials confirms it on the connection's page, or the credentials are put back."
     )
+
+
+# One date format on every page: the connection page, the lists, the panels ("7 Dec 2026, 15:26
+# UTC"); Django's default in lists was "Dec. 7, 2026, 3:26 p.m.".
+DATE_FORMAT = "j M Y, H:i T"
+
+
+def when(value, empty: str = "—") -> str:
+    if value is None:
+        return empty
+    return formats.date_format(timezone.localtime(value), DATE_FORMAT)

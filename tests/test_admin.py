@@ -812,3 +812,99 @@ def test_alert_history_lists_each_episode_read_only_without_a_query_per_row(
     detail = text(admin_client.get(url("xeroalert_change", over.pk)))
     assert "Xero refused the Client ID or Client Secret" in detail and 'name="_save"' not in detail
     assert admin_client.get(url("xeroalert_add")).status_code == 403
+
+
+# --- search finds people (issue 20) -----------------------------------------------------------
+
+
+@pytest.fixture
+def people(organisation):
+    connection = make_connection(organisation, enabled=True)
+    aroha = make_funder(organisation, "Aroha Parata", email="aroha@kauri.example.org")
+    ben = make_funder(organisation, "Ben Smith", email="ben@rimu.example.org")
+    for funder, contact_id in ((aroha, "aaaa1111-0000-0000-0000-000000000001"), (ben, "")):
+        XeroContactLink.objects.create(
+            connection=connection, funder=funder, xero_contact_id=contact_id, state="synced"
+        )
+        SyncLog.objects.create(
+            connection=connection,
+            funder=funder,
+            funder_name=funder.name,
+            funder_email=funder.email,
+            xero_contact_id=contact_id,
+            outcome="updated",
+        )
+    return aroha, ben
+
+
+@pytest.mark.parametrize("page", ["xerocontactlink_changelist", "synclog_changelist"])
+def test_links_and_the_log_find_a_funder_by_name_email_contact_number_and_contact_id(
+    admin_client, people, page
+):
+    aroha, _ = people
+    for term in (
+        "aroha parata",
+        "aroha@kauri",
+        f"LKT-{aroha.pk}",
+        f"lkt-{aroha.pk}",
+        "aaaa1111-0000",
+    ):
+        found = text(admin_client.get(url(page, query=f"q={term}")))
+        assert "Aroha Parata" in found and "Ben Smith" not in found, term
+    found = text(admin_client.get(url(page, query="q=rimu.example")))
+    assert "Ben Smith" in found and "Aroha Parata" not in found
+    nothing = text(admin_client.get(url(page, query="q=LKT-not-a-number")))
+    assert "Aroha Parata" not in nothing and "Ben Smith" not in nothing
+
+
+def test_the_conflicts_queue_finds_a_funder_by_name(admin_client, organisation):
+    connection = make_connection(organisation, enabled=True)
+    for name in ("Kowhai Music Trust", "Totara Club"):
+        funder = make_funder(organisation, name, email=f"{name[:5].lower()}@example.org")
+        conflict_link(connection, funder, ("c-1", name), ("c-2", name.upper()))
+    found = text(admin_client.get(url("xerocontactlink_conflicts", query="q=kowhai")))
+    assert "Kowhai Music Trust" in found and "Totara Club" not in found
+    assert 'value="kowhai"' in found
+    none = text(admin_client.get(url("xerocontactlink_conflicts", query="q=nobody")))
+    assert "No conflict for a funder matching “nobody”" in none
+
+
+def test_the_scope_help_default_and_the_customer_page_agree(admin_client, organisation, client):
+    from lookout_xero import credentials
+
+    page = text(admin_client.get(url("xeroconnection_add")))
+    assert 'value="accounting.contacts"' in page  # the default
+    assert "The sync needs only accounting.contacts" in page
+    assert "require" not in page.split('id="id_scope_helptext"')[-1][:400]
+    opened = client.get(credentials.create_link(organisation)[1], follow=True, secure=True)
+    customer = opened.content.decode()
+    assert "tick <strong>only <code>accounting.contacts</code></strong>" in customer
+
+
+def test_every_list_and_panel_shows_dates_in_one_format(admin_client, organisation):
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 11, 30, 15, 26, tzinfo=UTC)
+    connection = make_connection(organisation, enabled=True)
+    XeroConnection.objects.filter(pk=connection.pk).update(last_synced_at=at)
+    funder = make_funder(organisation, "Dated Funder")
+    run = SyncRun.objects.create(connection=connection, status="completed", finished_at=at)
+    SyncRun.objects.filter(pk=run.pk).update(created_at=at, started_at=at)
+    SyncLog.objects.create(connection=connection, funder=funder, outcome="updated", created_at=at)
+    XeroContactLink.objects.create(
+        connection=connection, funder=funder, state="synced", last_synced_at=at
+    )
+    XeroAlert.objects.create(connection=connection, kind="conflicts", opened_at=at, notified_at=at)
+    for page in (
+        url("xeroconnection_changelist"),
+        url("syncrun_changelist"),
+        url("syncrun_change", run.pk),
+        url("synclog_changelist"),
+        url("xerocontactlink_changelist"),
+        url("xeroalert_changelist"),
+        url("xeroconnection_change", connection.pk),
+        reverse("admin:funders_funder_change", args=[funder.pk]),
+    ):
+        shown = text(admin_client.get(page))
+        assert "30 Nov 2026, 15:26 UTC" in shown, page
+        assert "p.m." not in shown and "a.m." not in shown and "Nov. 30" not in shown, page

@@ -110,3 +110,64 @@ def test_actions_push_the_profile_restore_in_xero_and_stop_syncing(admin_client,
     act("stop_syncing", gdpr)
     gdpr.refresh_from_db()
     assert gdpr.state == "ignored"
+
+
+def test_a_hold_is_called_a_hold_and_the_funder_panel_offers_stop_syncing(
+    admin_client, organisation
+):
+    from django.contrib.admin.models import LogEntry
+
+    connection = make_connection(organisation, enabled=True)
+    held = link(
+        connection,
+        make_funder(organisation, "Held Funder"),
+        CONTACT,
+        state="gdpr",
+        last_error="Xero holds this contact under a GDPR request.",
+    )
+    listed = admin_client.get(links_url()).content.decode()
+    assert "Last error" not in listed
+    assert "Held: Xero holds this contact under a GDPR request." in listed
+
+    funder_page = reverse("admin:funders_funder_change", args=[held.funder_id])
+    panel = admin_client.get(funder_page).content.decode()
+    assert "Last error" not in panel and "Held: Xero holds this contact" in panel
+    stop = reverse("admin:lookout_xero_xerocontactlink_stop", args=[held.pk])
+    assert f'data-lx-post="{stop}"' in panel
+
+    # Push now says the held funder was not pushed, instead of "Queued 1 funder".
+    OutboxEntry.objects.all().delete()
+    push = reverse("admin:lookout_xero_xerocontactlink_push", args=[held.funder_id])
+    said = [str(m) for m in admin_client.post(push, follow=True).context["messages"]]
+    assert not any("Queued" in m for m in said)
+    assert any("held by the bookkeeper's decision in Xero" in m for m in said)
+    assert not OutboxEntry.objects.exists()
+
+    assert admin_client.get(stop).status_code == 405
+    answer = admin_client.post(stop, follow=True)
+    assert answer.redirect_chain[-1][0] == funder_page
+    held.refresh_from_db()
+    assert held.state == "ignored"
+    assert LogEntry.objects.filter(change_message__contains="Stopped syncing: Held Funder").exists()
+
+
+def test_the_funder_panel_offers_restore_in_xero_beside_an_archived_link(
+    admin_client, organisation
+):
+    connection = make_connection(organisation, enabled=True)
+    archived = link(
+        connection,
+        make_funder(organisation, "Archived Funder"),
+        CONTACT,
+        state="xarchived",
+        archived_by="xero",
+        xero_contact_status="ARCHIVED",
+        last_error="Archived in Xero by someone other than Lookout.",
+    )
+    funder_page = reverse("admin:funders_funder_change", args=[archived.funder_id])
+    panel = admin_client.get(funder_page).content.decode()
+    restore = reverse("admin:lookout_xero_xerocontactlink_restore", args=[archived.pk])
+    assert f'data-lx-post="{restore}">Restore in Xero</button>' in panel
+    assert admin_client.post(restore, follow=True).redirect_chain[-1][0] == funder_page
+    archived.refresh_from_db()
+    assert (archived.state, archived.archived_by) == ("pending", "lookout")

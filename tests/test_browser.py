@@ -209,3 +209,129 @@ def test_connect_preview_enable_watch_and_resolve_a_conflict(
         assert leaked == [], f"a Client Secret appeared in: {leaked}"
         assert not SyncLog.objects.filter(message__contains=secret).exists()
     assert len(seen.bodies) == 10
+
+
+# --- every list reads well at 1280 px (issue 20) -----------------------------------------------
+
+LONG_NAME = ("The " + "Very " * 60 + "Long Name Society")[:300]
+LISTS = [
+    "/admin/lookout_xero/xeroconnection/",
+    "/admin/lookout_xero/syncrun/",
+    "/admin/lookout_xero/synclog/",
+    "/admin/lookout_xero/xeroalert/",
+    "/admin/lookout_xero/xerocontactlink/",
+    "/admin/lookout_xero/xerocontactlink/conflicts/",
+]
+
+
+@pytest.mark.parametrize("path", LISTS)
+def test_every_list_fits_1280_pixels_with_a_300_character_funder_name(
+    page, organisation, django_user_model, path
+):
+    from lookout_xero.models import SyncRun, XeroAlert
+    from tests.helpers import make_connection
+
+    assert len(LONG_NAME) == 300
+    connection = make_connection(organisation, enabled=True)
+    long_one = make_funder(organisation, LONG_NAME, email="long.name.society@example.org")
+    contact_id = "0f0e6d5c-1111-2222-3333-444455556666"
+    run = SyncRun.objects.create(connection=connection, status="completed", in_scope=1)
+    XeroContactLink.objects.create(
+        connection=connection,
+        funder=long_one,
+        xero_contact_id=contact_id,
+        state="synced",
+        last_error=f"Xero refused {LONG_NAME}: the name is longer than Xero allows.",
+    )
+    conflicted = make_funder(organisation, LONG_NAME[:-1] + "!")
+    XeroContactLink.objects.create(
+        connection=connection,
+        funder=conflicted,
+        state="conflict",
+        last_error="2 Xero contacts have this name",
+        conflict_candidates=[
+            {"contact_id": cid, "name": LONG_NAME, "email": "x@example.org", "status": "ACTIVE"}
+            for cid in (contact_id, contact_id.replace("0f", "1f"))
+        ],
+    )
+    SyncLog.objects.create(
+        connection=connection,
+        run=run,
+        funder=long_one,
+        funder_name=LONG_NAME,
+        funder_email="long.name.society@example.org",
+        xero_contact_id=contact_id,
+        outcome="created",
+        http_status=200,
+        message=f"Created {LONG_NAME} in Xero.",
+    )
+    XeroAlert.objects.create(connection=connection, kind="conflicts", detail=LONG_NAME)
+    django_user_model.objects.create_superuser("admin", "admin@example.org", PASSWORD)
+    page.goto("/admin/login/?next=/admin/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+    for sidebar_open in ("true", "false"):
+        page.goto(path)
+        page.evaluate(f"localStorage.setItem('django.admin.navSidebarIsOpen', '{sidebar_open}')")
+        page.goto(path)
+        sizes = page.evaluate(
+            """() => ({
+                viewport: window.innerWidth,
+                page: document.documentElement.scrollWidth,
+                tables: [...document.querySelectorAll('#content table')].map(t => t.scrollWidth),
+                // A table wider than its box hides its right-hand columns behind a scroll bar.
+                hidden: [...document.querySelectorAll('#content table')]
+                    .filter(t => t.scrollWidth > t.parentElement.clientWidth + 1)
+                    .map(t => [t.scrollWidth, t.parentElement.clientWidth]),
+            })"""
+        )
+        assert sizes["tables"], "no table on the page"
+        assert max(sizes["tables"]) <= sizes["viewport"], (sidebar_open, sizes)
+        assert sizes["page"] <= sizes["viewport"], (sidebar_open, sizes)
+        assert sizes["hidden"] == [], (sidebar_open, sizes)  # every column shows
+    if path.endswith(("/synclog/", "/xerocontactlink/")):
+        # The funder's name is cut to its column, and the whole name is one hover away.
+        cut = page.locator(f'.lx-cut[title="{LONG_NAME}"]').first
+        assert cut.text_content() == LONG_NAME  # the text is whole: copying it copies all
+        assert cut.evaluate("e => e.scrollWidth > e.clientWidth")
+
+
+def test_the_panel_buttons_and_the_copy_button_work_in_a_browser(
+    page, organisation, django_user_model
+):
+    """admin.js: Stop syncing on the funder's panel posts; Copy copies a new link's URL."""
+    from playwright.sync_api import expect
+
+    from tests.helpers import make_connection
+
+    connection = make_connection(organisation, enabled=True)
+    held = XeroContactLink.objects.create(
+        connection=connection,
+        funder=make_funder(organisation, "Held Funder"),
+        xero_contact_id="0f0e6d5c-1111-2222-3333-444455556666",
+        state="gdpr",
+        last_error="Xero holds this contact under a GDPR erasure request.",
+    )
+    django_user_model.objects.create_superuser("admin", "admin@example.org", PASSWORD)
+    page.goto("/admin/login/?next=/admin/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+    page.goto(f"/admin/funders/funder/{held.funder_id}/change/")
+    expect(page.locator("#xero_links-group")).to_contain_text("Held: Xero holds this contact")
+    page.get_by_role("button", name="Stop syncing").click()
+    expect(page.locator(".messagelist")).to_contain_text("will no longer be synced to Xero")
+    held.refresh_from_db()
+    assert held.state == "ignored"
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(f"/admin/lookout_xero/xeroconnection/{connection.pk}/change/")
+    page.get_by_role("button", name="Create credentials link").click()
+    url = page.locator("[data-lx-copy-source]").text_content()
+    assert "/xero/credentials/" in url
+    page.locator("[data-lx-copy]").click()
+    expect(page.locator("[data-lx-copy]")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == url

@@ -63,10 +63,11 @@ def test_customer_opens_the_link_is_refused_then_accepted_and_the_link_dies(
         "did not accept this Client ID and Client Secret"
     )
     assert "not-the-secret-at-all" not in page.content()
-    assert page.input_value("#id_client_id") == ""  # nothing typed comes back
+    # The Client ID is kept; the secret, never echoed, is typed again.
+    assert page.input_value("#id_client_id") == CLIENT_ID
+    assert page.input_value("#id_client_secret") == ""
     page.screenshot(path=str(SCREENSHOTS / "customer-credentials-refused.png"), full_page=True)
 
-    page.fill("#id_client_id", CLIENT_ID)
     page.fill("#id_client_secret", CLIENT_SECRET)
     page.click("button[type=submit]")
     expect(page.locator("[data-lx-tenant]")).to_have_text("Harbour Trust Ltd")

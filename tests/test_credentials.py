@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from io import StringIO
@@ -153,7 +154,8 @@ def test_refused_credentials_say_why_and_the_link_stays_usable(client, organisat
     assert "did not accept this Client ID and Client Secret" in body
     assert "Check both in your Xero developer portal" in body
     assert "wrong-secret-123" not in body
-    assert CLIENT_ID not in body  # nothing typed comes back, not even the Client ID
+    # Only the secret is typed again: the Client ID is kept (it is not a secret).
+    assert f'spellcheck="false" value="{CLIENT_ID}">' in body
     assert XeroCredentialsLink.objects.get().tries == 1
     assert not XeroConnection.objects.exists()
     # Missing fields: said plainly, no try used up.
@@ -305,7 +307,12 @@ def test_admin_creates_links_from_the_list_the_page_and_for_an_organisation_with
         follow=True,
     )
     [message] = [m for m in messages_of(response) if "Credentials link" in m]
-    url = message.rsplit(" ", 1)[1]
+    url = re.search(r"<code data-lx-copy-source>([^<]+)</code>", message)[1]
+    # A copy button beside the URL (admin.js copies it; the admin allows a script file).
+    shown = response.content.decode()
+    button = '<button type="button" class="button" data-lx-copy>Copy</button>'
+    assert f"<code data-lx-copy-source>{url}</code> {button}" in shown
+    assert "lookout_xero/admin.js" in shown
     assert client.get(url.removeprefix("http://127.0.0.1:8000"), follow=True).status_code == 200
 
     page_button = reverse(
@@ -433,3 +440,57 @@ def test_test_connection_shows_the_granted_scopes_and_keeps_them(admin_client, o
     assert "can do more than accounting.contacts (accounting.transactions)" in answer["message"]
     connection.refresh_from_db()
     assert connection.extra_scopes == ["accounting.transactions"]
+
+
+def test_one_who_did_what_line_per_save_with_the_right_verb(
+    admin_client, organisation, django_capture_on_commit_callbacks
+):
+    connection = make_connection(organisation)
+    change = reverse("admin:lookout_xero_xeroconnection_change", args=[connection.pk])
+    form = {"client_id": CLIENT_ID, "client_secret": "", "scope": connection.scope}
+    admin_client.post(change, {**form, "webhook_key": "first-webhook-key"})
+    admin_client.post(change, {**form, "webhook_key": "second-webhook-key"})
+    admin_client.post(change, form)  # nothing changed: nothing to say
+    said = list(LogEntry.objects.order_by("pk").values_list("change_message", flat=True))
+    assert said == ["Set the webhook key.", "Replaced the webhook key."]
+
+
+def test_credentials_given_through_a_link_are_recorded_as_the_customers(
+    admin_client, client, organisation, xero, django_user_model
+):
+    xero.add_organisation(CLIENT_ID, "the-new-secret-000")
+    connection = make_connection(organisation, secret="the-old-secret-000", enabled=True)
+    maker = django_user_model.objects.get(username="admin")
+    link, url = credentials.create_link(organisation, user=maker)
+    LogEntry.objects.all().delete()  # the link's own "Created a credentials link" row
+    assert submit(client, url, secret="the-new-secret-000").status_code == 200
+    [row] = LogEntry.objects.all()
+    assert row.object_id == str(connection.pk) and row.user == maker
+    assert row.change_message == (
+        f"Through credentials link #{link.pk}, the customer: replaced the Client Secret."
+    )
+    page = admin_client.get(
+        reverse("admin:lookout_xero_xeroconnection_change", args=[connection.pk])
+    ).content.decode()
+    assert row.change_message in page and "the-new-secret-000" not in page
+
+
+@pytest.mark.parametrize("before", ["none", "disabled", "enabled"])
+def test_the_answer_says_what_happens_next_for_a_new_disabled_or_enabled_connection(
+    client, organisation, xero, before
+):
+    xero.add_organisation(CLIENT_ID, CLIENT_SECRET, name="Harbour Trust Ltd")
+    if before != "none":
+        make_connection(organisation, secret="old-secret-000", enabled=before == "enabled")
+    path = link_path(organisation)
+    form_page = client.get(client.get(path)["Location"]).content.decode()
+    body = submit(client, path).content.decode()
+    said = {
+        "none": "data-lx-sync-new",
+        "disabled": "data-lx-sync-off",
+        "enabled": "data-lx-sync-on",
+    }
+    assert [key for key, mark in said.items() if mark in body] == [before]
+    switches_on = "the Lookout team switches it on"
+    assert (switches_on in body) is (before != "enabled")
+    assert ("Lookout uses them as soon as Xero accepts them" in form_page) is (before == "enabled")

@@ -376,6 +376,20 @@ ENDPOINTS = [
         writes=True,
     ),
     Endpoint(
+        "restore in Xero (the funder panel's button)",
+        "post",
+        lambda w: admin_url("lookout_xero_xerocontactlink_restore", w.archived.pk),
+        all_of("change"),
+        writes=True,
+    ),
+    Endpoint(
+        "stop syncing (the funder panel's button)",
+        "post",
+        lambda w: admin_url("lookout_xero_xerocontactlink_stop", w.archived.pk),
+        all_of("change"),
+        writes=True,
+    ),
+    Endpoint(
         "push profile now (action)",
         may=all_of("change"),
         **action(

@@ -383,6 +383,10 @@ def _prepare_upsert(item: _Item) -> None:
         item.outcome = Outcome.CREATED
     elif _restores(link):
         item.outcome = Outcome.RESTORED
+    elif not link.payload_hash and link.matched_by == XeroContactLink.MatchedBy.MERGE:
+        item.outcome, item.message = Outcome.UPDATED, wording.PUSHED_AFTER_MERGE
+    elif not link.payload_hash and link.sent_fields:
+        item.outcome, item.message = Outcome.UPDATED, wording.PUSHED_WHOLE_PROFILE
     elif not link.payload_hash:
         item.outcome = Outcome.LINKED  # first push to a contact found in Xero
     else:
@@ -477,7 +481,7 @@ def _apply_result(item: _Item, result: ItemResult) -> None:
         link.conflict_candidates = []
         link.last_synced_at = timezone.now()
         warnings = (item.clean.warnings if item.clean else []) + result.warnings
-        _settle(item, item.outcome, http_status=200, warnings=warnings)
+        _settle(item, item.outcome, http_status=200, message=item.message, warnings=warnings)
         return
     message = "; ".join(result.messages) or wording.NO_REASON_GIVEN
     outcome = Outcome.CONFLICT if NAME_CLASH in message else Outcome.FAILED

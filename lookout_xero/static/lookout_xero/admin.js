@@ -1,4 +1,5 @@
-/* lookout_xero admin: Test connection, Preview, the live status panel and the funder's Push now.
+/* lookout_xero admin: Test connection, Preview, the live status panel and the funder's Push now,
+ * Stop syncing and Restore in Xero.
  * Every answer comes from the server as JSON; text is set with textContent, and the only HTML
  * inserted (the preview report) is rendered and escaped by a Django template. */
 'use strict';
@@ -133,11 +134,11 @@
         setTimeout(refresh, active ? POLL_ACTIVE_MS : POLL_IDLE_MS);
     }
 
-    function pushNow(button) {
+    function postFrom(button, url) {
         // A form of its own, outside the funder's form, so Save stays that form's default button.
         const form = document.createElement('form');
         form.method = 'post';
-        form.action = button.dataset.lxPush;
+        form.action = url;
         const token = document.createElement('input');
         token.type = 'hidden';
         token.name = 'csrfmiddlewaretoken';
@@ -148,12 +149,36 @@
         form.submit();
     }
 
+    async function copyLink(button) {
+        // The new credentials link's URL, shown once in the message beside this button.
+        const source = button.parentElement.querySelector('[data-lx-copy-source]');
+        const text = source ? source.textContent : '';
+        try {
+            await navigator.clipboard.writeText(text);
+        } catch (error) {
+            // No clipboard API (a plain-http page that is not localhost): select it to copy.
+            const range = document.createRange();
+            range.selectNodeContents(source);
+            window.getSelection().removeAllRanges();
+            window.getSelection().addRange(range);
+            document.execCommand('copy');
+        }
+        button.textContent = 'Copied';
+    }
+
     document.addEventListener('DOMContentLoaded', () => {
         document.querySelectorAll('[data-lx-test]').forEach(setUpTestConnection);
         document.querySelectorAll('[data-lx-preview]').forEach(setUpPreview);
         document.querySelectorAll('[data-lx-status]').forEach(setUpStatus);
         document.querySelectorAll('[data-lx-push]').forEach((button) => {
-            button.addEventListener('click', () => pushNow(button));
+            button.addEventListener('click', () => postFrom(button, button.dataset.lxPush));
+        });
+        document.querySelectorAll('[data-lx-copy]').forEach((button) => {
+            button.addEventListener('click', () => copyLink(button));
+        });
+        // The funder panel's Stop syncing and Restore in Xero: each posts to its own URL.
+        document.querySelectorAll('[data-lx-post]').forEach((button) => {
+            button.addEventListener('click', () => postFrom(button, button.dataset.lxPost));
         });
     });
 }

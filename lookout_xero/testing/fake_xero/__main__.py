@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 
+from .demo import seed_demo_contacts
 from .server import FakeXero
 from .webhooks import new_key
 
@@ -35,6 +36,9 @@ def serve(argv: list[str] | None = None) -> None:
     parser.add_argument("--scopes", default="accounting.contacts", help="space separated")
     parser.add_argument("--reject-explicit-scope", action="store_true")
     parser.add_argument("--seed-contacts", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--seed-demo", action="store_true", help="the contacts the demo's Xero starts with"
+    )
     parser.add_argument("--minute-limit", type=int, default=60)
     parser.add_argument("--day-limit", type=int, default=5000)
     parser.add_argument("--webhook-url", help="where to send the bookkeeper's changes")
@@ -57,6 +61,8 @@ def serve(argv: list[str] | None = None) -> None:
             EmailAddress=f"existing{number}@example.org",
             ContactNumber=f"EXISTING-{number:04d}",
         )
+    if args.seed_demo:
+        seed_demo_contacts(org)
     fake.start()
     print(
         f"Fake Xero at {fake.url} (token URL {fake.token_url}) client_id={args.client_id} "

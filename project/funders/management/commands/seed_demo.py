@@ -41,6 +41,7 @@ class Command(BaseCommand):
             User.objects.create_superuser("admin", "admin@example.org", password)
         if Organisation.objects.filter(name="Harbour Trust").exists():
             self.stdout.write("Demo data already there.")
+            self._say_what_is_in_scope(Organisation.objects.get(name="Harbour Trust"))
             return
         org = Organisation.objects.create(name="Harbour Trust")
         Organisation.objects.create(name="Hillside Community Pool")
@@ -77,6 +78,15 @@ class Command(BaseCommand):
                     email=f"existing{i}@example.org",
                 )
             )
+        # Two contacts in the demo's Xero share this e-mail: the first sync makes a conflict.
+        funders.append(
+            Funder(
+                organisation=org,
+                name="Kowhai Music Trust",
+                funder_type="membership",
+                email="accounts@kowhai.example.org",
+            )
+        )
         # Data Xero would refuse as it is: shown as warnings on the log rows.
         funders.append(
             Funder(
@@ -95,3 +105,15 @@ class Command(BaseCommand):
         )
         Funder.objects.bulk_create(funders)
         self.stdout.write(f"Created {len(funders)} funders for {org.name}.")
+        self._say_what_is_in_scope(org)
+
+    def _say_what_is_in_scope(self, org) -> None:
+        """Only unarchived membership funders reach Xero: say how many, so "26 of 26" adds up."""
+        funders = Funder.objects.filter(organisation=org)
+        members = funders.filter(funder_type="membership")
+        in_scope = members.filter(archived=False).count()
+        self.stdout.write(
+            f"{org.name}: {funders.count()} funders, {members.count()} of them membership "
+            f"funders; {in_scope} unarchived membership funders are in scope and will sync to "
+            f"Xero (grant, donor and sponsor funders never do)."
+        )
