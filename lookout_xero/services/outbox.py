@@ -200,7 +200,7 @@ def ask_for_drain_on_commit(connection_id: int) -> None:
         asked = XeroConnection.objects.filter(pk=connection_id, drain_requested=False).update(
             drain_requested=True
         )
-        if asked and not dispatch.send(dispatch.DRAIN_OUTBOX, connection_id):
+        if asked and not dispatch.edit_drain(connection_id):
             # The broker is down: let the next save try again (the sweep also will).
             XeroConnection.objects.filter(pk=connection_id).update(drain_requested=False)
 
@@ -217,7 +217,7 @@ def push_now(connection: XeroConnection, funder_ids) -> int:
     ).update(state=XeroContactLink.State.PENDING)
     for funder_id in ids:
         queue_funder(connection.pk, funder_id)
-    dispatch.drain_on_commit(connection.pk)  # a person asked: now, marker or not
+    dispatch.edit_drain_on_commit(connection.pk)  # a person asked: now, marker or not
     return len(ids)
 
 
