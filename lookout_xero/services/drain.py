@@ -37,7 +37,7 @@ from .common import (
 from .full_sync import link_to_contact, record_conflict
 from .lease import Lease, LeaseLost, seconds_until_free
 from .pacing import Pacer
-from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, react_to
+from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, backoff, react_to
 from .webhooks import hand_over
 
 Outcome = SyncLog.Outcome
@@ -548,7 +548,14 @@ def _leave_outbox(entries: list[OutboxEntry]) -> None:
 
 
 def _handle_request_error(connection, entries: list[OutboxEntry], exc: XeroError) -> None:
-    """A whole request failed: stop, pause, wait, retry or give up, as `policy` decides."""
+    """A whole request failed: stop, pause, wait, retry or give up, as `policy` decides.
+
+    How long a retry waits depends on Xero, not on the funders: on how many of the
+    organisation's calls failed in a row (`failures_in_a_row`). One failure among successes
+    comes back in seconds, and the drain goes on with the organisation's other due funders
+    meanwhile; while Xero keeps failing, the wait doubles and the drain stops until then.
+    """
+    in_a_row = failures_in_a_row(connection) + 1
     decision = react_to(exc, attempt=min(e.attempts for e in entries) + 1)
     if decision.reaction is Reaction.STOP:
         record_connection_error(connection, exc)
@@ -561,31 +568,46 @@ def _handle_request_error(connection, entries: list[OutboxEntry], exc: XeroError
             due_at=timezone.now() + timedelta(seconds=decision.seconds)
         )
         raise RetryLater(decision.seconds) from None
-    waits = _retry_or_give_up(connection, entries, exc)
-    if waits:
-        raise RetryLater(min(waits)) from None
+    wait = backoff(in_a_row)
+    retried = _retry_or_give_up(connection, entries, exc, wait)
+    if retried and in_a_row > 1:
+        raise RetryLater(wait) from None  # Xero failed the call before this one too
 
 
-def _retry_or_give_up(connection, entries: list[OutboxEntry], exc: XeroError) -> list[float]:
-    """Per funder: try again after a backoff, or record the failure. Returns the waits."""
-    waits, exhausted = [], []
+def failures_in_a_row(connection) -> int:
+    """How many of the organisation's calls failed since Xero last took a push: the retries
+    logged since its last successful sync (at most MAX_ATTEMPTS are counted)."""
+    logs = SyncLog.objects.filter(connection_id=connection.pk, outcome=Outcome.RETRYING)
+    synced = (
+        XeroConnection.objects.filter(pk=connection.pk)
+        .values_list("last_synced_at", flat=True)
+        .first()
+    )
+    if synced is not None:
+        logs = logs.filter(created_at__gt=synced)
+    return len(logs.values_list("pk", flat=True)[: conf.get("MAX_ATTEMPTS")])
+
+
+def _retry_or_give_up(connection, entries: list[OutboxEntry], exc: XeroError, wait: float) -> bool:
+    """Per funder: try again after `wait`, or record the failure once it has failed
+    MAX_ATTEMPTS times. Returns whether any will be tried again."""
+    retried, exhausted = [], []
     for entry in entries:
-        decision = react_to(exc, attempt=entry.attempts + 1)
-        if decision.reaction is not Reaction.RETRY:
+        if react_to(exc, attempt=entry.attempts + 1).reaction is Reaction.RETRY:
+            retried.append(entry.pk)
+        else:
             exhausted.append(entry)
-            continue
-        waits.append(decision.seconds)
-        OutboxEntry.objects.filter(pk=entry.pk).update(
+    if retried:
+        OutboxEntry.objects.filter(pk__in=retried).update(
             attempts=F("attempts") + 1,
-            due_at=timezone.now() + timedelta(seconds=decision.seconds),
+            due_at=timezone.now() + timedelta(seconds=wait),
             last_error=str(exc),
         )
-    if waits:
         write_log(connection, Outcome.RETRYING, http_status=exc.status_code, message=str(exc))
     if exhausted:
         message = wording.gave_up(conf.get("MAX_ATTEMPTS"), exc) if exc.retryable else str(exc)
         _give_up(connection, exhausted, message, exc.status_code)
-    return waits
+    return bool(retried)
 
 
 def _give_up(connection, entries: list[OutboxEntry], message: str, http_status) -> None:

@@ -256,15 +256,24 @@ def sweep() -> dict[str, int]:
     for run_id in run_ids:
         dispatch.send(dispatch.START_FULL_SYNC, run_id)
     # Work is due and nobody holds the lease: its drain was lost, or its holder died. (A live
-    # holder renews its lease and loops until the outbox is empty: no need to nudge it.)
-    connection_ids = list(
+    # holder renews its lease and loops until the outbox is empty: no need to nudge it.) A
+    # lease not renewed for half its length may be a dead worker's: a drain comes back the
+    # moment it expires, to take over then (or to leave the work to a holder that renewed it),
+    # not at the first sweep after that.
+    unrenewed = now + timedelta(seconds=conf.get("LEASE_SECONDS") / 2)
+    due = list(
         usable.filter(outbox__due_at__lte=now)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .values_list("pk", flat=True)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=unrenewed))
+        .values_list("pk", "lease_expires_at")
         .distinct()
     )
+    connection_ids = [pk for pk, expires in due if expires is None or expires < now]
     for connection_id in connection_ids:
         dispatch.send(dispatch.DRAIN_OUTBOX, connection_id)
+    at_expiry = [(pk, expires) for pk, expires in due if expires is not None and expires >= now]
+    for connection_id, expires in at_expiry:
+        seconds = (expires - now).total_seconds() + 1
+        dispatch.send(dispatch.DRAIN_OUTBOX, connection_id, True, countdown=seconds)
     # Webhook events whose task was lost (broker outage) or whose lease holder died.
     with_events = list(
         XeroConnection.objects.filter(webhook_events__isnull=False)
@@ -275,7 +284,12 @@ def sweep() -> dict[str, int]:
     )
     for connection_id in with_events:
         dispatch.send(dispatch.PROCESS_WEBHOOKS, connection_id)
-    return {"runs": len(run_ids), "connections": len(connection_ids), "webhooks": len(with_events)}
+    return {
+        "runs": len(run_ids),
+        "connections": len(connection_ids),
+        "at_lease_expiry": len(at_expiry),
+        "webhooks": len(with_events),
+    }
 
 
 def prune_logs(days: int | None = None) -> int:
