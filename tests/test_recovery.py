@@ -74,9 +74,10 @@ def test_while_xero_keeps_failing_the_wait_doubles_and_a_success_resets_it(
     xero, connection, organisation, org
 ):
     make_funder(organisation, "Patient")
-    xero.fail_next(503, times=3)  # look-ups and writes alike
+    xero.fail_next(503, times=3, method="POST")
     ranges = []
     for _ in range(3):
+        OutboxEntry.objects.update(looked_up=True)  # writes only: no look-up between them
         services.drain_once(connection.pk)
         (wait,) = waits()
         ranges.append(wait)
@@ -89,7 +90,7 @@ def test_while_xero_keeps_failing_the_wait_doubles_and_a_success_resets_it(
     assert len(org.contacts) == 1 and not OutboxEntry.objects.exists()
     # Xero took a push: the next failure is an isolated one again.
     make_funder(organisation, "Later")
-    xero.fail_next(503)
+    xero.fail_next(503, method="POST")
     services.drain_once(connection.pk)
     assert all(wait <= BASE for wait in waits())
 
@@ -134,6 +135,9 @@ def test_a_drain_comes_back_when_a_dead_workers_lease_expires_not_at_a_later_swe
     services.Lease.acquire(connection.pk)
     published.clear()
     assert services.sweep()["at_lease_expiry"] == 0 and published == []  # renewed just now
+    renewed = timezone.now() + timedelta(seconds=42)  # renewed 3 s ago: its holder is on it
+    XeroConnection.objects.filter(pk=connection.pk).update(lease_expires_at=renewed)
+    assert services.sweep()["at_lease_expiry"] == 0 and published == []
     expires = timezone.now() + timedelta(seconds=10)  # not renewed for 35 s: maybe dead
     XeroConnection.objects.filter(pk=connection.pk).update(lease_expires_at=expires)
     result = services.sweep()

@@ -836,7 +836,7 @@ def test_an_organisation_offline_503_is_retried_with_xeros_words(
     xero, connection, organisation, org
 ):
     make_funder(organisation, "Offline Meanwhile")
-    xero.fail_next(503, body="The Organisation is Offline")
+    xero.fail_next(503, body="The Organisation is Offline", times=2)  # a read is tried twice
     wait = services.drain(connection.pk)
     assert wait is not None
     retrying = SyncLog.objects.get(outcome="retrying")

@@ -575,16 +575,21 @@ def _handle_request_error(connection, entries: list[OutboxEntry], exc: XeroError
 
 
 def failures_in_a_row(connection) -> int:
-    """How many of the organisation's calls failed since Xero last took a push: the retries
-    logged since its last successful sync (at most MAX_ATTEMPTS are counted)."""
+    """How many of the organisation's calls failed since Xero last answered one: the retries
+    logged since its last successful push or its last answer carrying rate limits (any call
+    Xero served; the pacer stores each before the next call). At most MAX_ATTEMPTS count.
+
+    A funder whose batch keeps failing while other calls succeed is still given up after
+    MAX_ATTEMPTS of its own tries."""
     logs = SyncLog.objects.filter(connection_id=connection.pk, outcome=Outcome.RETRYING)
-    synced = (
+    seen = (
         XeroConnection.objects.filter(pk=connection.pk)
-        .values_list("last_synced_at", flat=True)
+        .values_list("last_synced_at", "limits_seen_at")
         .first()
     )
-    if synced is not None:
-        logs = logs.filter(created_at__gt=synced)
+    answered = max((when for when in seen or () if when is not None), default=None)
+    if answered is not None:
+        logs = logs.filter(created_at__gt=answered)
     return len(logs.values_list("pk", flat=True)[: conf.get("MAX_ATTEMPTS")])
 
 

@@ -230,6 +230,10 @@ def retry_failed(connection: XeroConnection) -> int:
 # --- the sweep and retention ------------------------------------------------------------------
 
 
+# A lease not renewed for this long may have lost its holder (calls take about a second).
+UNRENEWED_SECONDS = 5
+
+
 def sweep() -> dict[str, int]:
     """Re-enqueue what a broker or worker outage, or a pause, left behind."""
     now = timezone.now()
@@ -255,25 +259,7 @@ def sweep() -> dict[str, int]:
     run_ids = sorted({*runs.values_list("pk", flat=True), *orphaned_ids})
     for run_id in run_ids:
         dispatch.send(dispatch.START_FULL_SYNC, run_id)
-    # Work is due and nobody holds the lease: its drain was lost, or its holder died. (A live
-    # holder renews its lease and loops until the outbox is empty: no need to nudge it.) A
-    # lease not renewed for half its length may be a dead worker's: a drain comes back the
-    # moment it expires, to take over then (or to leave the work to a holder that renewed it),
-    # not at the first sweep after that.
-    unrenewed = now + timedelta(seconds=conf.get("LEASE_SECONDS") / 2)
-    due = list(
-        usable.filter(outbox__due_at__lte=now)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=unrenewed))
-        .values_list("pk", "lease_expires_at")
-        .distinct()
-    )
-    connection_ids = [pk for pk, expires in due if expires is None or expires < now]
-    for connection_id in connection_ids:
-        dispatch.send(dispatch.DRAIN_OUTBOX, connection_id)
-    at_expiry = [(pk, expires) for pk, expires in due if expires is not None and expires >= now]
-    for connection_id, expires in at_expiry:
-        seconds = (expires - now).total_seconds() + 1
-        dispatch.send(dispatch.DRAIN_OUTBOX, connection_id, True, countdown=seconds)
+    connection_ids, at_expiry = _sweep_drains(usable, now)
     # Webhook events whose task was lost (broker outage) or whose lease holder died.
     with_events = list(
         XeroConnection.objects.filter(webhook_events__isnull=False)
@@ -287,9 +273,34 @@ def sweep() -> dict[str, int]:
     return {
         "runs": len(run_ids),
         "connections": len(connection_ids),
-        "at_lease_expiry": len(at_expiry),
+        "at_lease_expiry": at_expiry,
         "webhooks": len(with_events),
     }
+
+
+def _sweep_drains(usable, now) -> tuple[list[int], int]:
+    """Publish the drains the sweep owes; return the connections drained now, and how many
+    drains were sent to arrive when a lease expires."""
+    # Work is due and nobody holds the lease: its drain was lost, or its holder died. (A live
+    # holder renews its lease and loops until the outbox is empty: no need to nudge it.) A
+    # holder renews before every call, so a lease unrenewed for a few seconds may be a dead
+    # worker's: a drain comes back the moment it expires, to take over then (or to leave the
+    # work to a holder that renewed it meanwhile), not at the first sweep after that.
+    unrenewed = now + timedelta(seconds=max(conf.get("LEASE_SECONDS") - UNRENEWED_SECONDS, 0))
+    due = list(
+        usable.filter(outbox__due_at__lte=now)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=unrenewed))
+        .values_list("pk", "lease_expires_at")
+        .distinct()
+    )
+    connection_ids = [pk for pk, expires in due if expires is None or expires < now]
+    for connection_id in connection_ids:
+        dispatch.send(dispatch.DRAIN_OUTBOX, connection_id)
+    at_expiry = [(pk, expires) for pk, expires in due if expires is not None and expires >= now]
+    for connection_id, expires in at_expiry:
+        seconds = (expires - now).total_seconds() + 1
+        dispatch.send(dispatch.DRAIN_OUTBOX, connection_id, True, countdown=seconds)
+    return connection_ids, len(at_expiry)
 
 
 def prune_logs(days: int | None = None) -> int:
