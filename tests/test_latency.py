@@ -94,3 +94,24 @@ def posts(xero):
         (r for r in xero.requests if r.method == "POST" and "/Contacts" in r.path),
         key=lambda r: r.received_at,
     )
+
+
+@pytest.mark.django_db
+def test_a_drain_hands_its_backlog_over_after_its_slice_so_organisations_take_turns(
+    organisation, xero, settings
+):
+    settings.LOOKOUT_XERO = {**settings.LOOKOUT_XERO, "DRAIN_SLICE_SECONDS": 0}
+    big = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    connection = make_connection(organisation, enabled=True)
+    services.run_full_sync(SyncRun.objects.get().pk)
+    for i in range(150):  # three batches of 50
+        make_funder(organisation, f"Member {i:03}")
+    passes = []
+    while True:
+        follow_up = services.drain_once(connection.pk)
+        passes.append(len(big.contacts))
+        if follow_up is None:
+            break
+        assert follow_up.seconds == 0  # at once, but behind what is queued meanwhile
+        assert XeroConnection.objects.get(pk=connection.pk).lease_token == ""  # handed over
+    assert passes == [50, 100, 150]

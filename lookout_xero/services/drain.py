@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -109,7 +110,14 @@ def next_due_in(connection_id: int) -> float | None:
 
 
 def _drain_batches(connection_id: int, lease: Lease) -> float | None:
+    """Push due funders batch by batch; seconds until the next pass (0: at once), or None.
+
+    After DRAIN_SLICE_SECONDS the drain hands over: its next pass goes to the back of the
+    queue, so organisations with large backlogs take turns batch by batch and a worker process
+    comes free every few seconds for an edit (docs/architecture.md, "Queues and priorities").
+    """
     client = None
+    slice_ends = time.monotonic() + conf.get("DRAIN_SLICE_SECONDS")
     while True:
         lease.renew()
         connection = XeroConnection.objects.get(pk=connection_id)
@@ -125,6 +133,8 @@ def _drain_batches(connection_id: int, lease: Lease) -> float | None:
         )
         if not entries:
             return None
+        if client is not None and time.monotonic() >= slice_ends:
+            return 0.0  # more is due: the next pass, after the other organisations' turns
         client = client or client_for(
             connection, before_request=_renewing_pacer(connection_id, lease)
         )
