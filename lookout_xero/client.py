@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,8 @@ EXCERPT_LENGTH = 300
 # about 2,091 characters, i.e. a query string over 2,048 (docs/xero.md, "Reading contacts"):
 # reads by `IDs=` and `where` look-ups are cut by this length, never by a count.
 MAX_URL_LENGTH = 2048
+# How long a read that failed with a 5xx or a dropped connection waits before its one retry.
+READ_RETRY_SECONDS = 1
 # Xero's largest pageSize (docs/xero.md): a larger one is answered with 1,000 rows.
 MAX_PAGE_SIZE = 1000
 # What Xero's 429 names in X-Rate-Limit-Problem, as the policy knows them.
@@ -379,6 +382,20 @@ class XeroClient:
         return [_item_result(item, batch_warnings) for item in items]
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
+        if method != "GET":
+            return self._call(method, path, **kwargs)
+        try:
+            return self._call(method, path, **kwargs)
+        except (XeroServerError, XeroTransportError) as exc:
+            if "timed out" in str(exc):  # (_transport_error's words)
+                raise  # a slow Xero: waiting HTTP_TIMEOUT again is the sync's decision
+            # A read is safe to repeat, and one 5xx or dropped connection among answers is
+            # not an outage: once more, a moment later, before the caller backs off.
+            logger.info("Xero failed a read (%s); trying it once more", exc)
+            time.sleep(READ_RETRY_SECONDS)
+            return self._call(method, path, **kwargs)
+
+    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
         for attempt in (1, 2):
             if self.before_request and path != CONNECTIONS_PATH:

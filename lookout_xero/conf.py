@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_MAX_SECONDS": 900,
     "MIN_LIMIT_RESERVE": 5,
     "LEASE_SECONDS": 45,
+    # How long one drain task works through an organisation's backlog before it hands over
+    # (its next pass goes to the back of the queue), so organisations take turns.
+    "DRAIN_SLICE_SECONDS": 10,
     # How long a process trusts what it read of an organisation's Enabled switch, so that a
     # funder save in an organisation without an enabled connection costs no query.
     "ENABLED_CACHE_SECONDS": 2,

@@ -138,7 +138,10 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # A message a worker took but never acknowledged (it was killed) is handed out again after
     # this long. It must exceed the longest countdown the app schedules (25 minutes: drain
     # follow-ups are capped there), or Redis would hand a countdown task to a second worker.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 2 * 3600,
+        **lookout_xero_queues.REDIS_TRANSPORT_OPTIONS,  # queues taken in the order listed
+    }
 CELERY_TASK_IGNORE_RESULT = True
 # Crash safety: a task is acknowledged when it ends, not when it starts, and a worker killed
 # mid-task (OOM killer, a deploy out of grace time) gives its message back to the broker
@@ -151,6 +154,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # process would otherwise be stuck there while other workers are idle.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Each kind of work has its own queue (lookout_xero.queues); `celery worker -Q ...` picks them.
+# Listed in the order a worker without -Q takes them: a person's drain (lookout_xero.edits) first.
 CELERY_TASK_ROUTES = lookout_xero_queues.TASK_ROUTES
 CELERY_TASK_QUEUES = [Queue(name) for name in (*lookout_xero_queues.ALL, "celery")]
 # Publishing must not hang a web request when the broker is down: the outbox sweep delivers later.

@@ -10,7 +10,10 @@ organisation), real `celery -A project worker` processes (and beat) on PostgreSQ
    (scripts/naive_integration.py), side by side with scenario 1;
 4. planning a full sync of 100,000 funders: worker peak RSS and queries per 50 funders;
 5. what the funder post_save receiver costs a save, against the floor;
-6. reconciling 100,000 funders: seconds, calls to Xero, worker memory, queries per 500 funders.
+6. reconciling 100,000 funders: seconds, calls to Xero, worker memory, queries per 500 funders;
+7. a roll-out: 200 organisations x 40 funders enabled together on 2 workers of concurrency 2,
+   while 5 other organisations each have one funder edited every 1.5 s (the same with one
+   20,000-funder organisation enabled at the same time).
 
 The benchmark owns its database and Redis database: it drops and re-creates BENCH_DATABASE_URL
 (its name must contain "bench") and flushes BENCH_REDIS_URL. Run `make bench-production`
@@ -60,13 +63,16 @@ class Sizes:
     saves: int  # scenario 5, per round
     save_rounds: int
     reconcile_funders: int  # scenario 6
+    rollout_orgs: int = 200  # scenario 7
+    rollout_funders: int = 40
+    rollout_big: int = 20_000
 
 
 FULL = Sizes(4000, 300, 20, 500, 5, 20, (10_000, 100_000), 400, 9, 100_000)
-SMOKE = Sizes(50, 60, 3, 40, 2, 5, (2_000,), 100, 1, 2_000)
+SMOKE = Sizes(50, 60, 3, 40, 2, 5, (2_000,), 100, 1, 2_000, 10, 10, 500)
 
 
-ALL_SCENARIOS = "1,2,3,4,5,6"
+ALL_SCENARIOS = "1,2,3,4,5,6,7"
 
 
 def parse_args() -> argparse.Namespace:
@@ -253,13 +259,15 @@ def worker_queues() -> list[str]:
     from project.celery import app
 
     names = {app.conf.task_default_queue or "celery"}
-    names.update(q.name for q in app.conf.task_queues or ())
     routes = app.conf.task_routes or {}
     for table_ in routes if isinstance(routes, list | tuple) else [routes]:
         for route in table_.values() if isinstance(table_, dict) else ():
             queue = route.get("queue") if isinstance(route, dict) else route
             names.add(getattr(queue, "name", queue))
-    return sorted(n for n in names if n)
+    # In the project's order (a person's drains first: the worker takes its queues in the
+    # order -Q lists them), then any other.
+    ordered = [q.name for q in app.conf.task_queues or ()]
+    return ordered + sorted(n for n in names if n and n not in ordered)
 
 
 class Workers:
@@ -510,8 +518,15 @@ class EditProbe:
     """One thread per already-synced organisation edits one funder at a time, and times each
     edit from its save to the fake Xero holding the new value."""
 
-    def __init__(self, fake: TimedFake, orgs: list[tuple[Organisation, XeroConnection]]) -> None:
+    def __init__(
+        self,
+        fake: TimedFake,
+        orgs: list[tuple[Organisation, XeroConnection]],
+        *,
+        every: float = 0.0,
+    ) -> None:
         self.fake = fake
+        self.every = every  # seconds from one edit's save to the next (0.2 s after arrival)
         self.targets = [
             (connection.client_id, list(Funder.objects.filter(organisation=organisation)))
             for organisation, connection in orgs
@@ -541,9 +556,10 @@ class EditProbe:
             while not self.stopping.is_set():
                 funder = funders[edits % len(funders)]
                 funder.phone = f"09 {n:02}{edits:05}"
+                saved = time.monotonic()
                 self._time_edit(client_id, funder)
                 edits += 1
-                time.sleep(0.2)
+                time.sleep(max(0.2, self.every - (time.monotonic() - saved)))
         finally:
             db.close()  # this thread's own database connection
 
@@ -615,6 +631,63 @@ def quantiles(values: list[float], digits: int = 1) -> list[str]:
     if not values:
         return ["—", "—", "—"]
     return [f"{percentile(values, q):.{digits}f}" for q in (0.5, 0.95, 1.0)]
+
+
+# --- 6: a roll-out: many small organisations enabled together, and edits meanwhile -------------
+
+
+def scenario_rollout(fake: TimedFake, *, big: int) -> None:
+    label = f"s6{'b' if big else 'a'}"
+    small = [make_org(fake, f"{label}-edited-{i}", SIZES.small_funders) for i in range(5)]
+    for _, connection in small:
+        enable(connection)
+    wait_until(lambda: all(synced(fake, c, SIZES.small_funders) for _, c in small), 600, "small")
+    wave = [
+        make_org(fake, f"{label}-org-{i:03}", SIZES.rollout_funders)
+        for i in range(SIZES.rollout_orgs)
+    ]
+    large = make_org(fake, f"{label}-large", big) if big else None
+    pending = [connection for _, connection in wave]
+    with EditProbe(fake, small, every=1.5) as probe:
+        started = time.monotonic()
+        for connection in pending + ([large[1]] if large else []):
+            enable(connection)
+        deadline = started + (180 if ARGS.smoke else 1800)
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.5)
+            pending = [c for c in pending if not synced(fake, c, SIZES.rollout_funders)]
+        took = time.monotonic() - started
+        time.sleep(0 if ARGS.smoke else 30)  # edits while the large organisation goes on alone
+    report_rollout(fake, wave, small, large, probe, started, took, unfinished=len(pending))
+
+
+def report_rollout(fake, wave, small, large, probe, started, took, unfinished: int) -> None:
+    stats = [call_stats(fake, connection.client_id) for _, connection in wave]
+    done = [s.last_write_end - started for s in stats if s.last_write_end]
+    limited: dict[str, int] = {}
+    for s in stats + [call_stats(fake, c.client_id) for _, c in small]:
+        for problem, count in s.rate_limited.items():
+            limited[problem] = limited.get(problem, 0) + count
+    with_large = f" and one {SIZES.rollout_big:,}-funder organisation" if large else ""
+    say(
+        f"### 7{'b' if large else 'a'}. Roll-out: {len(wave)} x {SIZES.rollout_funders}{with_large}"
+    )
+    say()
+    table(
+        ["organisations done", "all done s", "done p50 s", "done p95 s", "done max s",
+         "edits timed", "edit p50 s", "edit p95 s", "edit max s", "429s", "Contacts calls"],
+        [[f"{len(wave) - unfinished} of {len(wave)}", f"{took:.1f}", *quantiles(done),
+          f"{len(probe.latencies)}" + (f" ({probe.lost} never arrived)" if probe.lost else ""),
+          *quantiles(probe.latencies, digits=2), fmt_limited(limited),
+          sum(s.contacts_calls for s in stats)]],
+    )  # fmt: skip
+    if large:
+        in_xero = len(fake.org(large[1].client_id).contacts)
+        say(f"The {SIZES.rollout_big:,}-funder organisation had {in_xero:,} contacts in Xero at")
+        say("the end (its full sync goes on at its minute limit)" + ("." if ARGS.smoke else ";"))
+        if not ARGS.smoke:
+            say("edits went on being timed for 30 s after the small organisations were done.")
+    say()
 
 
 # --- 4: planning a big full sync: memory and queries ----------------------------------------------
@@ -1001,6 +1074,22 @@ def run_scenarios(fake: TimedFake, workers: Workers, chosen: set[str]) -> None:
         scenario_receiver(fake)
     if "6" in chosen:
         scenario_reconcile(fake, workers, SIZES.reconcile_funders)
+    if "7" in chosen:
+        say("## 7. A roll-out, and edits of other organisations meanwhile")
+        say()
+        say("The organisations' connections are switched on together while 5 other")
+        say(f"organisations, already synced ({SIZES.small_funders} funders each), each have one")
+        say("funder edited every 1.5 s (or when the last edit arrived, if later): latency is")
+        say("from the save to the fake Xero holding the new value. 2 worker nodes of")
+        say("`--concurrency=2` and beat, every queue on each node in the project's order.")
+        say()
+        for big in (0, SIZES.rollout_big):
+            workers.start(2, concurrency=2)
+            try:
+                scenario_rollout(fake, big=big)
+            finally:
+                workers.stop()
+                flush_redis()
 
 
 def write_doc(path: Path, took: float) -> None:

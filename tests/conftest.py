@@ -81,8 +81,9 @@ class Worker:
         # The worker's e-mail (its beat runs the alert check) goes to files a test can read.
         self.mail_dir = ROOT / "var" / f"test-mail-{os.getpid()}"
 
-    def start(self, *, purge: bool = True) -> None:
-        """Start the worker; `purge=False` keeps what a killed worker left in the broker."""
+    def start(self, *, purge: bool = True, settings: dict[str, str] | None = None) -> None:
+        """Start the worker; `purge=False` keeps what a killed worker left in the broker;
+        `settings` overrides environment variables of the worker's settings."""
         env = {
             **os.environ,
             # The worker loads the settings of this run (the demo's, or a second host's):
@@ -101,6 +102,7 @@ class Worker:
             "LOOKOUT_XERO_ENABLED_CACHE_SECONDS": ENABLED_CACHE_SECONDS,
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "EMAIL_FILE_PATH": str(self.mail_dir),
+            **(settings or {}),
         }
         shutil.rmtree(self.mail_dir, ignore_errors=True)
         from project.celery import app

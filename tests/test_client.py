@@ -121,17 +121,31 @@ def test_rate_limits_are_read_and_429_is_classified(xero, client):
 
 def test_outages_timeouts_and_drops_are_retryable(xero, client):
     client.fetch_token()
-    xero.fail_next(503)
+    xero.fail_next(503, times=2)  # a read is tried twice
     with pytest.raises(XeroServerError) as caught:
         client.list_contacts(page=1, page_size=10)
     assert caught.value.retryable and "offline" in caught.value.body_excerpt
-    xero.drop_next()
+    xero.drop_next(times=2)
     with pytest.raises(XeroTransportError):
         client.list_contacts(page=1, page_size=10)
     xero.delay_next(3)
     with pytest.raises(XeroTransportError) as caught:
         client.list_contacts(page=1, page_size=10)
     assert "timed out" in str(caught.value)
+
+
+def test_a_read_xero_failed_once_is_tried_again_and_a_write_is_left_to_the_sync(xero, client):
+    client.fetch_token()
+    xero.fail_next(500)
+    assert client.list_contacts(page=1, page_size=10) == []
+    xero.drop_next()
+    assert client.list_contacts(page=1, page_size=10) == []
+    gets = [r for r in xero.requests if r.method == "GET" and "/Contacts" in r.path]
+    assert len(gets) == 4
+    xero.fail_next(500)
+    with pytest.raises(XeroServerError):
+        client.save_contacts([{"Name": "Once"}], idempotency_key="once-1")
+    assert len([r for r in xero.requests if r.method == "POST" and "/Contacts" in r.path]) == 1
 
 
 def test_iter_contacts_pages_through_everything_including_archived(xero, client):

@@ -21,10 +21,10 @@ RECOVERY_BOUND = 90  # seconds, from the kill until every funder is in Xero
 HOLD = 15  # seconds the fake Xero holds the answer the killed worker was waiting for
 
 
-def kill_and_restart(worker) -> float:
+def kill_and_restart(worker, settings: dict[str, str] | None = None) -> float:
     killed_at = time.monotonic()
     worker.stop()  # SIGKILL to the worker, its pool and its beat
-    worker.start(purge=False)
+    worker.start(purge=False, settings=settings)
     return killed_at
 
 
@@ -82,3 +82,61 @@ def test_a_worker_killed_while_planning_a_full_sync_is_taken_over_within_the_bou
     assert recovered < RECOVERY_BOUND
     assert (run.in_scope, run.created, run.done) == (120, 120, 120)
     assert len({c["Name"] for c in org.contacts.values()}) == 120
+
+
+# Production's sweep and backoff, not the tests' fast ones: the recovery measured is theirs.
+PRODUCTION = {
+    "LOOKOUT_XERO_SWEEP_SECONDS": "30",
+    "LOOKOUT_XERO_RETRY_BASE_SECONDS": "5",
+    "LOOKOUT_XERO_RETRY_MAX_SECONDS": "900",
+}
+
+
+def test_a_worker_killed_mid_write_while_xero_misbehaves_converges_within_the_bound(
+    worker, xero, organisation
+):
+    """Xero answers 10% of calls with a 500, 5% with a minute 429 (Retry-After 1), drops 3%
+    (half after applying the write), issues 5-second tokens and revokes them once; a worker is
+    killed with a write in flight at 100 of 200 funders."""
+    worker.stop()
+    worker.start(settings=PRODUCTION)
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET)
+    make_connection(organisation, enabled=True)
+    wait_until(lambda: SyncRun.objects.filter(status="completed").exists())
+    token_ttl, xero.token_ttl = xero.token_ttl, 5
+    try:
+        xero.misbehave(server_errors=0.10, minute_limits=0.05, drops=0.03)
+        with transaction.atomic():
+            for i in range(200):
+                make_funder(organisation, f"Member {i:03}", email=f"m{i:03}@example.org")
+        wait_until(lambda: len(org.contacts) >= 100, timeout=RECOVERY_BOUND, interval=0.05)
+        xero.delay_next(HOLD, method="POST")  # the next write's answer is held...
+        wait_until(lambda: write_in_flight(xero), timeout=RECOVERY_BOUND, interval=0.05)
+        killed_at = kill_and_restart(worker, PRODUCTION)  # ...and its worker killed meanwhile
+        xero.expire_tokens()  # the token the dead worker held is revoked
+        wait_until(
+            lambda: len(org.contacts) >= 200 and not OutboxEntry.objects.exists(),
+            timeout=RECOVERY_BOUND + 30,
+            interval=0.5,
+        )
+        recovered = time.monotonic() - killed_at
+    finally:
+        xero.misbehave()
+        xero.token_ttl = token_ttl
+    calls = len(xero.requests_for(CLIENT_ID))
+    print(f"\nkilled mid-write under faults: converged in {recovered:.1f} s ({calls} calls)")
+    assert recovered < RECOVERY_BOUND
+    names = [c["Name"] for c in org.contacts.values()]
+    assert len(names) == len(set(names)) == 200  # nothing lost, nothing twice
+
+
+def write_in_flight(xero) -> bool:
+    """The organisation's latest call is a write Xero has been holding for half a second."""
+    calls = [r for r in xero.requests_for(CLIENT_ID) if "/Contacts" in r.path]
+    latest = calls[-1] if calls else None
+    return bool(
+        latest
+        and latest.method == "POST"
+        and latest.answered_at is None
+        and time.monotonic() - latest.received_at > 0.5
+    )

@@ -180,7 +180,7 @@ def test_a_save_asks_for_a_drain_only_when_none_is_pending(
     XeroConnection.objects.filter(pk=connection.pk).update(drain_requested=False)
     with django_capture_on_commit_callbacks(execute=True):
         make_funder(organisation, "Another")
-    assert published == [("lookout_xero.drain_outbox", queues.DRAIN)]
+    assert published == [("lookout_xero.drain_outbox", queues.EDITS)]
     assert OutboxEntry.objects.filter(connection=connection).count() == 2
 
 
@@ -194,7 +194,7 @@ def test_one_drain_is_asked_for_until_it_ends(
     for i in range(3):
         with django_capture_on_commit_callbacks(execute=True):
             make_funder(organisation, f"Saved {i}")  # three commits, one publish
-    assert published == [("lookout_xero.drain_outbox", queues.DRAIN)]
+    assert published == [("lookout_xero.drain_outbox", queues.EDITS)]
     services.drain(connection.pk)  # the drain ends: the next save asks again
     assert not XeroConnection.objects.get(pk=connection.pk).drain_requested
     with django_capture_on_commit_callbacks(execute=True):

@@ -497,7 +497,7 @@ def test_preview_writes_nothing_to_xero(xero, organisation, org):
 
 def test_sweep_finds_work_a_broker_outage_left(connection, organisation):
     make_funder(organisation, "Left Behind")  # its on-commit enqueue never ran (test transaction)
-    assert services.sweep() == {"runs": 0, "connections": 1, "webhooks": 0}
+    assert services.sweep() == {"runs": 0, "connections": 1, "at_lease_expiry": 0, "webhooks": 0}
 
 
 def test_prune_logs_keeps_recent_rows(connection):
@@ -851,7 +851,7 @@ def test_an_organisation_offline_503_is_retried_with_xeros_words(
     xero, connection, organisation, org
 ):
     make_funder(organisation, "Offline Meanwhile")
-    xero.fail_next(503, body="The Organisation is Offline")
+    xero.fail_next(503, body="The Organisation is Offline", times=2)  # a read is tried twice
     wait = services.drain(connection.pk)
     assert wait is not None
     retrying = SyncLog.objects.get(outcome="retrying")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,7 +32,7 @@ from .calls import (
 from .lease import Lease, LeaseLost, seconds_until_free
 from .links import link_to_contact, record_conflict
 from .pacing import Pacer
-from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, react_to
+from .policy import MAX_FOLLOW_UP_SECONDS, Reaction, backoff, react_to
 from .records import complete_run_if_done, log_row, write_log
 from .scope import is_archived, is_membership, organisation_id_of
 from .webhooks import hand_over
@@ -105,7 +106,14 @@ def next_due_in(connection_id: int) -> float | None:
 
 
 def _drain_batches(connection_id: int, lease: Lease) -> float | None:
+    """Push due funders batch by batch; seconds until the next pass (0: at once), or None.
+
+    After DRAIN_SLICE_SECONDS the drain hands over: its next pass goes to the back of the
+    queue, so organisations with large backlogs take turns batch by batch and a worker process
+    comes free every few seconds for an edit (docs/architecture.md, "Queues and priorities").
+    """
     client = None
+    slice_ends = time.monotonic() + conf.get("DRAIN_SLICE_SECONDS")
     while True:
         lease.renew()
         connection = XeroConnection.objects.get(pk=connection_id)
@@ -121,6 +129,8 @@ def _drain_batches(connection_id: int, lease: Lease) -> float | None:
         )
         if not entries:
             return None
+        if client is not None and time.monotonic() >= slice_ends:
+            return 0.0  # more is due: the next pass, after the other organisations' turns
         client = client or client_for(
             connection, before_request=_renewing_pacer(connection_id, lease)
         )
@@ -575,7 +585,14 @@ def _leave_outbox(entries: list[OutboxEntry]) -> None:
 
 
 def _handle_request_error(connection, entries: list[OutboxEntry], exc: XeroError) -> None:
-    """A whole request failed: stop, pause, wait, retry or give up, as `policy` decides."""
+    """A whole request failed: stop, pause, wait, retry or give up, as `policy` decides.
+
+    How long a retry waits depends on Xero, not on the funders: on how many of the
+    organisation's calls failed in a row (`failures_in_a_row`). One failure among successes
+    comes back in seconds, and the drain goes on with the organisation's other due funders
+    meanwhile; while Xero keeps failing, the wait doubles and the drain stops until then.
+    """
+    in_a_row = failures_in_a_row(connection) + 1
     decision = react_to(exc, attempt=min(e.attempts for e in entries) + 1)
     if decision.reaction is Reaction.STOP:
         record_connection_error(connection, exc)
@@ -588,31 +605,51 @@ def _handle_request_error(connection, entries: list[OutboxEntry], exc: XeroError
             due_at=timezone.now() + timedelta(seconds=decision.seconds)
         )
         raise RetryLater(decision.seconds) from None
-    waits = _retry_or_give_up(connection, entries, exc)
-    if waits:
-        raise RetryLater(min(waits)) from None
+    wait = backoff(in_a_row)
+    retried = _retry_or_give_up(connection, entries, exc, wait)
+    if retried and in_a_row > 1:
+        raise RetryLater(wait) from None  # Xero failed the call before this one too
 
 
-def _retry_or_give_up(connection, entries: list[OutboxEntry], exc: XeroError) -> list[float]:
-    """Per funder: try again after a backoff, or record the failure. Returns the waits."""
-    waits, exhausted = [], []
+def failures_in_a_row(connection) -> int:
+    """How many of the organisation's calls failed since Xero last answered one: the retries
+    logged since its last successful push or its last answer carrying rate limits (any call
+    Xero served; the pacer stores each before the next call). At most MAX_ATTEMPTS count.
+
+    A funder whose batch keeps failing while other calls succeed is still given up after
+    MAX_ATTEMPTS of its own tries."""
+    logs = SyncLog.objects.filter(connection_id=connection.pk, outcome=Outcome.RETRYING)
+    seen = (
+        XeroConnection.objects.filter(pk=connection.pk)
+        .values_list("last_synced_at", "limits_seen_at")
+        .first()
+    )
+    answered = max((when for when in seen or () if when is not None), default=None)
+    if answered is not None:
+        logs = logs.filter(created_at__gt=answered)
+    return len(logs.values_list("pk", flat=True)[: conf.get("MAX_ATTEMPTS")])
+
+
+def _retry_or_give_up(connection, entries: list[OutboxEntry], exc: XeroError, wait: float) -> bool:
+    """Per funder: try again after `wait`, or record the failure once it has failed
+    MAX_ATTEMPTS times. Returns whether any will be tried again."""
+    retried, exhausted = [], []
     for entry in entries:
-        decision = react_to(exc, attempt=entry.attempts + 1)
-        if decision.reaction is not Reaction.RETRY:
+        if react_to(exc, attempt=entry.attempts + 1).reaction is Reaction.RETRY:
+            retried.append(entry.pk)
+        else:
             exhausted.append(entry)
-            continue
-        waits.append(decision.seconds)
-        OutboxEntry.objects.filter(pk=entry.pk).update(
+    if retried:
+        OutboxEntry.objects.filter(pk__in=retried).update(
             attempts=F("attempts") + 1,
-            due_at=timezone.now() + timedelta(seconds=decision.seconds),
+            due_at=timezone.now() + timedelta(seconds=wait),
             last_error=str(exc),
         )
-    if waits:
         write_log(connection, Outcome.RETRYING, http_status=exc.status_code, message=str(exc))
     if exhausted:
         message = wording.gave_up(conf.get("MAX_ATTEMPTS"), exc) if exc.retryable else str(exc)
         _give_up(connection, exhausted, message, exc.status_code)
-    return waits
+    return bool(retried)
 
 
 def _give_up(connection, entries: list[OutboxEntry], message: str, http_status) -> None:

@@ -191,7 +191,7 @@ def ask_for_drain_on_commit(connection_id: int) -> None:
         asked = XeroConnection.objects.filter(pk=connection_id, drain_requested=False).update(
             drain_requested=True
         )
-        if asked and not dispatch.send(dispatch.DRAIN_OUTBOX, connection_id):
+        if asked and not dispatch.edit_drain(connection_id):
             # The broker is down: let the next save try again (the sweep also will).
             XeroConnection.objects.filter(pk=connection_id).update(drain_requested=False)
 

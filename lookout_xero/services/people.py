@@ -44,7 +44,7 @@ def push_now(connection: XeroConnection, funder_ids) -> int:
     ).update(state=XeroContactLink.State.PENDING)
     for funder_id in ids:
         queue_funder(connection.pk, funder_id)
-    dispatch.drain_on_commit(connection.pk)  # a person asked: now, marker or not
+    dispatch.edit_drain_on_commit(connection.pk)  # a person asked: now, marker or not
     return len(ids)
 
 

@@ -23,7 +23,8 @@ class Reaction(enum.Enum):
     STOP = "stop"  # credentials refused, access revoked, another Xero organisation: a person acts
     PAUSE = "pause"  # Xero's day limit: the organisation waits until Xero's Retry-After
     WAIT = "wait"  # minute or concurrency limit: the same work, a little later
-    RETRY = "retry"  # outage, 5xx, timeout: try again after a backoff
+    RETRY = "retry"  # outage, 5xx, timeout: try again after a backoff (a drain's grows with
+    # the organisation's failed calls in a row, not with the funder's: drain.failures_in_a_row)
     GIVE_UP = "give_up"  # permanent, or retried MAX_ATTEMPTS times: record it, do not retry
 
 

@@ -19,9 +19,12 @@ from ..models import SyncRun, XeroConnection
 def sweep() -> dict[str, int]:
     """Re-enqueue what a broker or worker outage, or a pause, left behind."""
     end_pauses()
+    runs = restart_runs()
+    drained, at_lease_expiry = restart_drains()
     return {
-        "runs": restart_runs(),
-        "connections": restart_drains(),
+        "runs": runs,
+        "connections": drained,
+        "at_lease_expiry": at_lease_expiry,
         "webhooks": restart_webhooks(),
     }
 
@@ -58,21 +61,35 @@ def restart_runs() -> int:
     return len(run_ids)
 
 
-def restart_drains() -> int:
-    """Organisations with work due and nobody holding the lease; returns how many."""
-    # Their drain was lost, or its holder died. (A live holder renews its lease and loops
-    # until the outbox is empty: no need to nudge it.)
+# A lease not renewed for this long may have lost its holder (calls take about a second).
+UNRENEWED_SECONDS = 5
+
+
+def restart_drains() -> tuple[int, int]:
+    """Organisations with work due and nobody holding the lease: drained now; and those whose
+    lease went unrenewed: drained when it expires. Returns how many of each."""
+    # Their drain was lost, or its holder died. (A live holder renews its lease before every
+    # call and loops until the outbox is empty: no need to nudge it.) A lease unrenewed for a
+    # few seconds may be a dead worker's: a drain comes back the moment it expires, to take
+    # over then (or to leave the work to a holder that renewed it meanwhile), not at the first
+    # sweep after that.
     now = timezone.now()
-    connection_ids = list(
+    unrenewed = now + timedelta(seconds=max(conf.get("LEASE_SECONDS") - UNRENEWED_SECONDS, 0))
+    due = list(
         XeroConnection.objects.usable()
         .filter(outbox__due_at__lte=now)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .values_list("pk", flat=True)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=unrenewed))
+        .values_list("pk", "lease_expires_at")
         .distinct()
     )
-    for connection_id in connection_ids:
+    free = [pk for pk, expires in due if expires is None or expires < now]
+    for connection_id in free:
         dispatch.send(dispatch.DRAIN_OUTBOX, connection_id)
-    return len(connection_ids)
+    at_expiry = [(pk, expires) for pk, expires in due if expires is not None and expires >= now]
+    for connection_id, expires in at_expiry:
+        seconds = (expires - now).total_seconds() + 1
+        dispatch.send(dispatch.DRAIN_OUTBOX, connection_id, True, countdown=seconds)
+    return len(free), len(at_expiry)
 
 
 def restart_webhooks() -> int:

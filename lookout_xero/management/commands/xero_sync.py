@@ -57,7 +57,7 @@ class Command(BaseCommand):
                 "Use --full to enable it, which syncs every in-scope funder."
             )
         with transaction.atomic():
-            dispatch.drain_on_commit(connection.pk)
+            dispatch.edit_drain_on_commit(connection.pk)  # a person asked: ahead of backlogs
         self.stdout.write("Pending changes queued for pushing.")
 
     def preview(self, connection: XeroConnection) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import secrets
 import socket
 import threading
@@ -73,6 +74,37 @@ class _Fault:
         return self.method is None or self.method.upper() == method
 
 
+@dataclass
+class Misbehaviour:
+    """Random faults at these rates (`FakeXero.misbehave`)."""
+
+    server_errors: float
+    minute_limits: float
+    drops: float
+    random: random.Random
+
+    def draw(self) -> _Fault | None:
+        roll = self.random.random()
+        if roll < self.server_errors:
+            body = INTERNAL_ERROR_TEXT.encode()
+            return _Fault(kind="fail", remaining=1, path_contains="", status=500, body=body)
+        roll -= self.server_errors
+        if roll < self.minute_limits:
+            return _Fault(
+                kind="fail",
+                remaining=1,
+                path_contains="",
+                status=429,
+                body=b"Rate limit exceeded: minute limit reached",
+                headers={"X-Rate-Limit-Problem": "minute", "Retry-After": "1"},
+            )
+        roll -= self.minute_limits
+        if roll < self.drops:
+            after = self.random.random() < 0.5
+            return _Fault(kind="drop", remaining=1, path_contains="", after_processing=after)
+        return None
+
+
 class FakeXero:
     """A fake Xero identity + Accounting API served over real HTTP on loopback."""
 
@@ -105,6 +137,7 @@ class FakeXero:
         self._orgs: dict[str, FakeOrg] = {}
         self._tokens: dict[str, _Token] = {}
         self._faults: list[_Fault] = []
+        self._misbehaviour: Misbehaviour | None = None
         self._server = _Server((host, port), _Handler, self)
         self._thread: threading.Thread | None = None
         bound_host, bound_port = self._server.server_address[:2]
@@ -200,6 +233,7 @@ class FakeXero:
             self._limiter.reset()
             with self._log_lock:
                 self._faults.clear()
+                self._misbehaviour = None
                 self.requests.clear()
 
     def requests_for(self, client_id: str) -> list[RecordedRequest]:
@@ -316,6 +350,22 @@ class FakeXero:
             )
         )
 
+    def misbehave(
+        self,
+        *,
+        server_errors: float = 0.0,
+        minute_limits: float = 0.0,
+        drops: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
+        """From now on, answer these shares of Contacts calls at random: a 500, a minute-limit
+        429 (Retry-After 1), or no answer at all (half of those after applying the request).
+        ``misbehave()`` with no shares behaves again; ``reset`` does too."""
+        shares = (server_errors, minute_limits, drops)
+        with self._log_lock:
+            dice = random.Random(seed)  # noqa: S311 - faults at random, not security
+            self._misbehaviour = Misbehaviour(*shares, dice) if any(shares) else None
+
     def peak_in_flight(self, client_id: str) -> int:
         """The most requests of one organisation Xero was answering at the same moment."""
         events = []
@@ -346,6 +396,10 @@ class FakeXero:
         self, kinds: tuple[str, ...], method: str, path: str, query: dict | None = None
     ) -> _Fault | None:
         with self._log_lock:
+            if self._misbehaviour is not None and is_contacts_path(path) and "fail" in kinds:
+                fault = self._misbehaviour.draw()
+                if fault is not None:
+                    return fault
             for fault in self._faults:
                 if fault.kind in kinds and fault.matches(method, path, query):
                     fault.remaining -= 1
