@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from celery.signals import before_task_publish
 from django.db import connection
 
 from lookout_xero.testing.fake_xero import FakeXero
@@ -42,6 +43,20 @@ def xero(xero_server, settings):
     }
     yield xero_server
     assert_valid_contact_requests(list(xero_server.requests))
+
+
+@pytest.fixture
+def published():
+    """(task name, routing key) of every message published while the test runs (a test module
+    may define its own `published` to record other parts of the message)."""
+    seen = []
+
+    def record(sender=None, routing_key=None, **kwargs):
+        seen.append((sender, routing_key))
+
+    before_task_publish.connect(record, weak=False)
+    yield seen
+    before_task_publish.disconnect(record)
 
 
 @pytest.fixture

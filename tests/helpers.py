@@ -45,3 +45,17 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+
+
+def drain_all(connection, rounds=5):
+    """Drain in-process until the outbox is empty (making backed-off entries due at once)."""
+    from django.utils import timezone
+
+    from lookout_xero import services
+    from lookout_xero.models import OutboxEntry
+
+    for _ in range(rounds):
+        OutboxEntry.objects.update(due_at=timezone.now())
+        services.drain(connection.pk)
+        if not OutboxEntry.objects.exists():
+            return

@@ -7,7 +7,6 @@ which Xero receives the writes, not wall-clock thresholds.
 from __future__ import annotations
 
 import pytest
-from celery.signals import before_task_publish
 from django.db import transaction
 
 from lookout_xero import dispatch, queues, services
@@ -17,19 +16,6 @@ from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder
 
 BACKLOG_ORGS = 8
 HOLD = 2.0  # seconds the fake Xero holds each backlog write, so the backlog outlasts the edit
-
-
-@pytest.fixture
-def published():
-    """(task name, queue) of every message published while the test runs."""
-    seen = []
-
-    def record(sender=None, routing_key=None, **kwargs):
-        seen.append((sender, routing_key))
-
-    before_task_publish.connect(record, weak=False)
-    yield seen
-    before_task_publish.disconnect(record)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -6,7 +6,6 @@ import importlib
 from datetime import timedelta
 
 import pytest
-from celery.signals import before_task_publish
 from django.db import connection as db
 from django.db import transaction
 from django.test.utils import CaptureQueriesContext
@@ -18,19 +17,6 @@ from project.funders.models import Funder, Organisation
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def published():
-    """(task name, routing key) of every message published while the test runs."""
-    seen = []
-
-    def record(sender=None, routing_key=None, **kwargs):
-        seen.append((sender, routing_key))
-
-    before_task_publish.connect(record, weak=False)
-    yield seen
-    before_task_publish.disconnect(record)
 
 
 def test_each_kind_of_work_goes_to_its_own_queue(published):

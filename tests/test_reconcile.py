@@ -16,11 +16,17 @@ from django.core.management import call_command
 from django.db import connection as db
 from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from lookout_xero import queues, services, tasks
 from lookout_xero.models import OutboxEntry, XeroConnection, XeroContactLink
-from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder, wait_until
+from tests.helpers import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    drain_all,
+    make_connection,
+    make_funder,
+    wait_until,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -39,14 +45,6 @@ def connection(organisation, org):
     connection = make_connection(organisation, enabled=True)
     services.run_full_sync(connection.runs.get().pk)
     return connection
-
-
-def drain_all(connection, rounds=5):
-    for _ in range(rounds):
-        OutboxEntry.objects.update(due_at=timezone.now())
-        services.drain(connection.pk)
-        if not OutboxEntry.objects.exists():
-            return
 
 
 def contact_of(org, funder) -> dict:

@@ -25,7 +25,7 @@ from lookout_xero.models import (
     XeroWebhookEvent,
 )
 from lookout_xero.services.drain import MAX_FOLLOW_UP_SECONDS
-from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder
+from tests.helpers import CLIENT_ID, CLIENT_SECRET, drain_all, make_connection, make_funder
 
 pytestmark = pytest.mark.django_db
 
@@ -41,15 +41,6 @@ def connection(organisation, org):
     connection = make_connection(organisation, enabled=True)
     services.run_full_sync(connection.runs.get().pk)
     return connection
-
-
-def drain_all(connection, rounds=5):
-    """Drain until nothing is due now (making backed-off entries due at once)."""
-    for _ in range(rounds):
-        OutboxEntry.objects.update(due_at=timezone.now())
-        services.drain(connection.pk)
-        if not OutboxEntry.objects.exists():
-            return
 
 
 def posts(xero):
