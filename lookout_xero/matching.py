@@ -1,6 +1,6 @@
 """Which existing Xero contact a funder already is. Pure: plain data in, a decision out.
 
-Order (README, "Matching before creating"): the app's own ContactNumber, then a unique e-mail
+Order (docs/operations.md, "What the sync does"): the app's own ContactNumber, then a unique e-mail
 match, then a unique case-insensitive exact name match. Several candidates are a conflict for a
 person; never a guess. E-mail and name only match ACTIVE contacts: reviving a contact the
 bookkeeper archived would undo their decision, and an archived name does not block a new contact

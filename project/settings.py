@@ -31,7 +31,7 @@ FERNET_KEYS = env.list("FERNET_KEYS", default=[DEV_FERNET_KEY])
 if not DEBUG and (SECRET_KEY == DEV_SECRET_KEY or DEV_FERNET_KEY in FERNET_KEYS):
     raise ImproperlyConfigured(
         "DEBUG is off (production) but SECRET_KEY or FERNET_KEYS is the development default: "
-        "set both in the environment (see the README's production section)."
+        "set both in the environment (see docs/operations.md, Production)."
     )
 
 # --- production: https, cookies, HSTS. The defaults suit a laptop (DEBUG on); with DEBUG off

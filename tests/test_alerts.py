@@ -341,8 +341,8 @@ def test_demo_path_wrong_secret_one_alert_from_the_worker_and_status_exits_non_z
     assert (
         alert["Subject"] == "Xero sync needs attention: Harbour Trust: Xero refused the connection"
     )
-    # The README quotes this e-mail to a newcomer trying the demo.
-    assert alert["Subject"] in " ".join((ROOT / "README.md").read_text().split())
+    # docs/operations.md quotes this e-mail to a newcomer trying the demo.
+    assert alert["Subject"] in " ".join((ROOT / "docs" / "operations.md").read_text().split())
     assert "http://127.0.0.1:8000/admin/lookout_xero/xeroconnection/" in alert.get_content()
     assert alerts.check_alerts()["sent"] == 0  # this process finds it already told
     code, rows = xero_status_json()

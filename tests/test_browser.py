@@ -24,7 +24,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# The README's screenshots are refreshed with SAVE_SCREENSHOTS=1; other runs keep theirs in var/.
+# The docs' screenshots are refreshed with SAVE_SCREENSHOTS=1; other runs keep theirs in var/.
 SCREENSHOTS = Path(__file__).resolve().parents[1] / (
     "docs/screenshots" if os.environ.get("SAVE_SCREENSHOTS") == "1" else "var/screenshots"
 )

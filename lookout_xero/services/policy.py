@@ -36,7 +36,8 @@ class Decision:
 
 # Longest countdown the sync schedules; beyond that, the sweep picks the work up. A worker holds
 # a countdown task unacknowledged until it is due, so this stays under RabbitMQ's default
-# consumer_timeout (30 min), and a Redis broker's visibility_timeout must be longer (README).
+# consumer_timeout (30 min), and a Redis broker's visibility_timeout must be longer
+# (docs/install.md).
 MAX_FOLLOW_UP_SECONDS = 25 * 60
 # When Xero sends no Retry-After: a day-limit pause, a minute-limit wait, a concurrency wait.
 DEFAULT_PAUSE_SECONDS = 3600

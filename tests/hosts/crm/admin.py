@@ -1,4 +1,4 @@
-"""The second host's admin, with lookout_xero's panel and action as the README shows."""
+"""The second host's admin, with lookout_xero's panel and action as docs/install.md shows."""
 
 from django.contrib import admin
 

@@ -1,8 +1,9 @@
-"""The README's walk-throughs, run as written against the demo's own seed.
+"""The docs' walk-throughs, run as written against the demo's own seed.
 
-The commands are read from README.md itself, so a renamed contact, a reordered step or a value
-that no longer matches the demo (`scripts/demo.py`, `manage.py seed_demo`, the fake Xero's
-`--seed-demo`) fails here. The Xero stand-in is the fake over real HTTP with the demo's
+The steps are read from the pages themselves (README.md's "Try it", docs/development.md's
+bookkeeper walk, docs/operations.md's credentials link), so a renamed contact, a reordered step
+or a value that no longer matches the demo (`scripts/demo.py`, `manage.py seed_demo`, the fake
+Xero's `--seed-demo`) fails here. The Xero stand-in is the fake over real HTTP with the demo's
 contacts, the worker is a real `celery -A project worker -B`, and Lookout's webhook endpoint is
 Django's live server, as in the demo.
 """
@@ -32,8 +33,12 @@ from lookout_xero.testing.fake_xero.__main__ import bookkeeper
 from lookout_xero.testing.fake_xero.demo import seed_demo_contacts
 from tests.conftest import ROOT
 from tests.helpers import wait_until
+from tests.markdown import section
 
 README = (ROOT / "README.md").read_text()
+DEVELOPMENT = (ROOT / "docs" / "development.md").read_text()
+OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
+BOOKKEEPER_WALK = "Play the bookkeeper in the demo"
 WEBHOOK_PLACEHOLDER = "<the connection page's Webhook URL>"
 
 
@@ -42,13 +47,6 @@ def _demo_script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def section(title: str) -> str:
-    """The README's text from a `## title` heading to the next heading of that level."""
-    start = README.index(f"\n## {title}\n")
-    end = README.find("\n## ", start + 1)
-    return README[start : end if end != -1 else None]
 
 
 def bash_blocks(text: str) -> list[str]:
@@ -75,15 +73,15 @@ def run_bk(xero_url: str, args: list[str]) -> dict:
     return answer
 
 
-def test_the_readme_names_what_the_demo_uses():
+def test_the_docs_name_what_the_demo_uses():
     demo = _demo_script()
-    try_it = section("Try it")
+    try_it = section(README, "Try it")
     assert "make demo" in bash_blocks(try_it)[0]
     words = " ".join(try_it.split())
     assert f"Client ID `{demo.CLIENT_ID}` and Client Secret `{demo.CLIENT_SECRET}`" in words
     assert "--seed-demo" in (ROOT / "scripts" / "demo.py").read_text()
     # The bookkeeper function is the one a newcomer pastes: the fake's own command line.
-    [first, _] = bash_blocks(section("Try what a bookkeeper does in Xero"))
+    [first, _] = bash_blocks(section(DEVELOPMENT, BOOKKEEPER_WALK))
     assert first.startswith(
         'bk() { .venv/bin/python -m lookout_xero.testing.fake_xero bookkeeper "$@"; }'
     )
@@ -144,7 +142,7 @@ def test_the_admin_flow_and_the_bookkeeper_walk_through_work_as_written(
         reverse("admin:lookout_xero_xeroconnection_change", args=[connection.pk])
     ).content.decode()
     webhook_url = re.search(r"<code data-lx-webhook-url>([^<]+)</code>", page)[1]
-    first, then = bash_blocks(section("Try what a bookkeeper does in Xero"))
+    first, then = bash_blocks(section(DEVELOPMENT, BOOKKEEPER_WALK))
     key = None
     for args in bk_commands(first):
         args = [webhook_url if arg == "WEBHOOK_URL" else arg for arg in args]
@@ -200,7 +198,7 @@ def test_the_admin_flow_and_the_bookkeeper_walk_through_work_as_written(
         elif action == "gdpr":  # "holds it for good"
             assert wait_until(lambda: link_to(refs[0]).state == "gdpr", timeout=30)
         else:
-            raise AssertionError(f"The README runs an action this test does not check: {action}")
+            raise AssertionError(f"The walk runs an action this test does not check: {action}")
 
     # The worker's output is not buried under the beat's idle housekeeping.
     lines = worker.log_path.read_text(errors="replace").splitlines()
@@ -218,8 +216,10 @@ def test_the_credentials_link_command_prints_a_link_that_opens(db, client):
     from project.funders.models import Organisation
 
     harbour = Organisation.objects.get(name="Harbour Trust")
-    commands = section("Commands")
-    assert "python manage.py xero_credentials_link --organisation <pk> [--hours N]" in commands
+    [command] = bash_blocks(section(OPERATIONS, "Credentials from the customer"))
+    assert command.split() == (
+        "python manage.py xero_credentials_link --organisation <pk> [--hours N]".split()
+    )
     out = io.StringIO()
     call_command("xero_credentials_link", organisation=harbour.pk, hours=1, stdout=out)
     url = out.getvalue().strip().splitlines()[-1]
