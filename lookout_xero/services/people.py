@@ -295,6 +295,7 @@ def _forget_links(connection: XeroConnection) -> None:
         merged_into="",
         drift={},
         drift_seen_at=None,
+        decision_since=None,
     )
     links.exclude(state=XeroContactLink.State.IGNORED).update(state=XeroContactLink.State.PENDING)
     write_log(
