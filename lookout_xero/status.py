@@ -164,8 +164,16 @@ def webhook_facts(connection: XeroConnection) -> dict:
         "path": connection.webhook_path,
         "key_set": bool(connection.webhook_key),
         "last_event": _when(connection.last_webhook_at),
+        # Without a verified webhook, beat reads what changed (`services.changes`).
+        "reads_changes": connection.last_webhook_at is None,
+        "read_every": _every(conf.get("READ_CHANGES_SECONDS")),
+        "changes_read": _when(connection.changes_read_at),
         **bookkeeper_counts(connection),
     }
+
+
+def _every(seconds: float) -> str:
+    return f"{seconds:g} s" if seconds < 120 else f"{seconds / 60:g} min"
 
 
 def _eta_text(run: SyncRun, eta_seconds: int | None) -> str:

@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 from django.utils import timezone
 
 from lookout_xero import alerts, services
@@ -156,7 +157,7 @@ CASES = {
 def test_lookout_wins_by_default_the_drift_is_shown_and_lookouts_next_push_sends_its_value(
     case, client, xero, org, connection, funder
 ):
-    edit, xero_values, field = CASES[case]
+    edit, xero_values, _field = CASES[case]
     org.edit(contact_of(funder), **edit)
     tell_lookout(client, connection, org, contact_of(funder))
 
@@ -465,3 +466,48 @@ def test_choosing_lookout_again_ends_the_wait(client, org, connection, funder):
     services.set_directions(connection, {"EmailAddress": "lookout"})
     link = link_of(funder)
     assert link.decision_since is None and not link.drift["EmailAddress"].get("waiting")
+
+
+# --- the admin: the connection's directions, the funder's panel, the list's action -------------
+
+
+def test_the_admin_flow(admin_client, client, xero, org, connection, funder):
+    page = admin_client.get(
+        reverse("admin:lookout_xero_xeroconnection_change", args=[connection.pk])
+    )
+    body = page.content.decode()
+    assert "Who wins when a value differs in Xero" in body and 'name="direction-Phones"' in body
+    answer = admin_client.post(
+        reverse("admin:lookout_xero_xeroconnection_directions", args=[connection.pk]),
+        {"direction-EmailAddress": "ask", "direction-Phones": "xero"},
+    )
+    assert answer.status_code == 302
+    connection.refresh_from_db()
+    assert connection.directions == {"EmailAddress": "ask", "Phones": "xero"}
+
+    org.edit(contact_of(funder), EmailAddress="tui.choir@example.org")
+    tell_lookout(client, connection, org, contact_of(funder))
+    page = admin_client.get(reverse("admin:funders_funder_change", args=[funder.pk]))
+    body = page.content.decode()
+    assert "Waiting for a decision" in body
+    assert "tui@example.org" in body and "tui.choir@example.org" in body
+    take = reverse(
+        "admin:lookout_xero_xerocontactlink_take", args=[link_of(funder).pk, "EmailAddress"]
+    )
+    assert take in body
+    changes = reverse("admin:lookout_xero_xerocontactlink_changelist") + "?drift=waiting"
+    assert funder.name in admin_client.get(changes).content.decode()
+
+    assert admin_client.post(take).status_code == 302
+    funder.refresh_from_db()
+    assert funder.email == "tui.choir@example.org" and not link_of(funder).drift
+
+    org.edit(contact_of(funder), EmailAddress="choir@example.org")
+    tell_lookout(client, connection, org, contact_of(funder))
+    answer = admin_client.post(
+        reverse("admin:lookout_xero_xerocontactlink_changelist"),
+        {"action": "take_xero_values", "_selected_action": [link_of(funder).pk]},
+    )
+    assert answer.status_code == 302
+    funder.refresh_from_db()
+    assert funder.email == "choir@example.org"
