@@ -511,3 +511,40 @@ def test_the_admin_flow(admin_client, client, xero, org, connection, funder):
     assert answer.status_code == 302
     funder.refresh_from_db()
     assert funder.email == "choir@example.org"
+
+
+@pytest.mark.parametrize("direction", ["ask", "xero"])
+def test_a_push_before_xero_has_told_reads_first_and_loses_neither_change(
+    direction, xero, org, connection, funder
+):
+    """No webhook yet (or none at all): Lookout's edit is pushed while Xero's is unknown."""
+    services.set_directions(connection, {"EmailAddress": direction})
+    org.edit(contact_of(funder), EmailAddress="xero@example.org")
+    funder.email = "lookout@example.org"
+    funder.phone = "03 555 0200"
+    funder.save()
+    since = len(xero.requests)
+    drain_all(connection)
+    calls = [r.kind for r in xero.requests[since:]]
+    assert calls.count("get_contacts") >= 1 and len(writes(xero, since)) == 1
+    contact = org.contacts[contact_of(funder)]
+    assert contact["EmailAddress"] == "xero@example.org"  # the bookkeeper's change survives
+    assert "03 555 0200" in json.dumps(contact["Phones"])  # Lookout's other change went
+    funder.refresh_from_db()
+    if direction == "xero":
+        assert funder.email == "xero@example.org"
+        [message] = log_messages(SyncLog.Outcome.TAKEN)
+        assert "lookout@example.org → xero@example.org" in message
+    else:
+        assert funder.email == "lookout@example.org"  # both kept, a person decides
+        assert link_of(funder).drift["EmailAddress"]["waiting"]
+
+
+def test_a_connection_where_lookout_wins_everything_does_not_read_before_writing(
+    xero, org, connection, funder
+):
+    funder.phone = "03 555 0300"
+    funder.save()
+    since = len(xero.requests)
+    drain_all(connection)
+    assert [r.kind for r in xero.requests[since:]] == ["update_or_create_contacts"]

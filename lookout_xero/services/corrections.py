@@ -214,12 +214,22 @@ def keep_lookout_values(link: XeroContactLink, fields=None, *, user=None) -> lis
     connection = link.connection
     current = _current(link.funder)
     with transaction.atomic():
+        # Seen and decided: Xero's value is known, so it is not reported again (a read before
+        # the push would find it), and Lookout's, which differs, is what the push sends.
+        link.last_sent = {**link.last_sent, **{p: v.get("xero", "") for p, v in kept.items()}}
         link.drift = {path: v for path, v in link.drift.items() if path not in kept}
         link.drift_seen_at = link.drift_seen_at if link.drift else None
         link.decision_since = _decision_since(link, link.drift)
         link.payload_hash = ""  # sent even if nothing changed in Lookout since the last push
         link.save(
-            update_fields=["drift", "drift_seen_at", "decision_since", "payload_hash", "updated_at"]
+            update_fields=[
+                "last_sent",
+                "drift",
+                "drift_seen_at",
+                "decision_since",
+                "payload_hash",
+                "updated_at",
+            ]
         )
         if connection.enabled and not link.is_held:
             queue_funder(connection.pk, link.funder_id)

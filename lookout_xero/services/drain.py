@@ -19,7 +19,7 @@ from ..exceptions import XeroError, XeroValidationError
 from ..fields import UndecryptableError
 from ..matching import ContactIndex
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
-from .bookkeeper import review_after_write
+from .bookkeeper import review_after_write, review_links
 from .calls import (
     RetryLater,
     StopDrain,
@@ -29,7 +29,7 @@ from .calls import (
     record_undecryptable,
     remember_limits,
 )
-from .corrections import held
+from .corrections import LOOKOUT, directions_of, held
 from .lease import Lease, LeaseLost, seconds_until_free
 from .links import link_to_contact, record_conflict
 from .pacing import Pacer
@@ -199,11 +199,46 @@ def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[Ou
         else:
             batch.append(item)
     _finish_items(connection, settled)
+    if batch and reads_before_writing(connection):
+        batch = _read_before_write(connection, client, batch)
     if batch:
         _send_batch(connection, client, batch)
     # Entries can also leave without an outcome (funder deleted or out of scope meanwhile).
     for run_id in {entry.run_id for entry in entries if entry.run_id}:
         complete_run_if_done(run_id)
+
+
+def reads_before_writing(connection: XeroConnection) -> bool:
+    """A connection where some field is not Lookout's reads its contacts before updating them:
+    a correction made in Xero that no webhook or read has reported yet must not be overwritten
+    (it is taken, or waits for a person, first)."""
+    return any(direction != LOOKOUT for direction in directions_of(connection).values())
+
+
+def _read_before_write(connection, client, batch: list[_Item]) -> list[_Item]:
+    """Read the contacts this batch updates (one GET per 50) and apply what Xero shows. Items
+    whose link learnt something (a value taken or waiting, a merge, a hold) leave the batch and
+    stay queued: the next pass prepares them afresh, from what is now known."""
+    updates = [item for item in batch if item.outcome == Outcome.UPDATED and item.link.last_sent]
+    if not updates:
+        return batch
+    try:
+        read = client.get_contacts_by_ids([item.link.xero_contact_id for item in updates])
+    except XeroError as exc:
+        _handle_request_error(connection, [item.entry for item in batch], exc)
+        return []
+    before = {id(item): _known(item.link) for item in updates}
+    review_links(
+        connection,
+        [item.link for item in updates],
+        {contact.contact_id: contact for contact in read},
+        fetch=client.get_contacts_by_ids,
+    )
+    return [item for item in batch if before.get(id(item), _known(item.link)) == _known(item.link)]
+
+
+def _known(link: XeroContactLink) -> tuple:
+    return (link.xero_contact_id, link.state, link.drift, link.last_sent)
 
 
 def _load_items(connection: XeroConnection, entries: list[OutboxEntry]) -> list[_Item]:
