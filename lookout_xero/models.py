@@ -437,12 +437,26 @@ class OutboxEntry(models.Model):
     the sweep.
     """
 
-    connection = models.ForeignKey(XeroConnection, on_delete=models.CASCADE, related_name="outbox")
+    # Every funder save that queues writes a row here, so each index is paid for by the host's
+    # saves: the foreign keys get none of Django's automatic ones. The unique constraint
+    # (funder first) serves look-ups by funder, the due index those by connection, and the
+    # run's index holds only the rows a full sync owns, which a save's row never is.
+    connection = models.ForeignKey(
+        XeroConnection, on_delete=models.CASCADE, related_name="outbox", db_index=False
+    )
     funder = models.ForeignKey(
-        settings.LOOKOUT_XERO_FUNDER_MODEL, on_delete=models.CASCADE, related_name="+"
+        settings.LOOKOUT_XERO_FUNDER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
     )
     run = models.ForeignKey(
-        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        SyncRun,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     # Bumped by every save: a push only clears the row if no newer change arrived meanwhile.
     version = models.PositiveIntegerField(default=1)
@@ -457,10 +471,13 @@ class OutboxEntry(models.Model):
         verbose_name = "pending change"
         constraints = [
             models.UniqueConstraint(
-                fields=["connection", "funder"], name="lx_outbox_one_per_funder"
+                fields=["funder", "connection"], name="lx_outbox_one_per_funder"
             ),
         ]
-        indexes = [models.Index(fields=["connection", "due_at"], name="lx_outbox_conn_due")]
+        indexes = [
+            models.Index(fields=["connection", "due_at"], name="lx_outbox_conn_due"),
+            models.Index(fields=["run"], name="lx_outbox_run", condition=Q(run__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"pending push of funder {self.funder_id}"

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("lookout_xero", "0007_drop_trigger"),
+        ("lookout_xero", "0008_outbox_indexes"),
     ]
 
     operations = [
