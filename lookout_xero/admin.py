@@ -325,6 +325,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
                     "<path:object_id>/sync-now/": (views.sync_now, "sync_now"),
                     "<path:object_id>/retry-failed/": (views.retry_failed, "retry_failed"),
                     "<path:object_id>/cancel-run/": (views.cancel_run, "cancel_run"),
+                    "<path:object_id>/directions/": (views.set_directions, "directions"),
                     "credentials-link/": (
                         link_admin.create_for_organisation,
                         "credentials_link_new",
@@ -416,6 +417,13 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             lx_credentials=link_admin.panel(obj) if obj and manager else None,
             lx_urls=self._page_urls(obj),
             lx_webhook=self._webhook(request, obj) if obj else None,
+            lx_directions=[
+                {"field": field, "direction": direction}
+                for field, direction in services.directions_of(obj).items()
+            ]
+            if obj
+            else [],
+            lx_direction_choices=list(wording.DIRECTION_LABELS.items()),
         )
         if obj and not manager:
             # Nothing on the form is theirs to change.
@@ -451,6 +459,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             ("sync_now", "sync_now"),
             ("retry_failed", "retry_failed"),
             ("cancel", "cancel_run"),
+            ("directions", "directions"),
             ("credentials_link", "credentials_link"),
             ("use_new_tenant", "use_new_tenant"),
             ("discard_new_tenant", "discard_new_tenant"),
@@ -890,16 +899,22 @@ class LinkColumns(OrganisationColumn):
 
     @admin.display(description="Changed in Xero", ordering="drift_seen_at")
     def drift_summary(self, obj):
-        """Each field the bookkeeper changed: Xero's value beside what Lookout sent."""
+        """Each field the bookkeeper changed: Xero's value beside what Lookout sent, and
+        whether a person is awaited (the funder's page has the buttons)."""
         if not obj.drift:
             return ""
         return format_html(
             '<ul class="lx-drift">{}</ul>',
             format_html_join(
                 "",
-                "<li><code>{}</code>: Xero “{}”, Lookout “{}”</li>",
+                "<li><code>{}</code>: Xero “{}”, Lookout “{}”{}</li>",
                 (
-                    (path, values.get("xero", ""), values.get("lookout", ""))
+                    (
+                        path,
+                        values.get("xero", ""),
+                        values.get("lookout", ""),
+                        " (waiting for a decision)" if values.get("waiting") else "",
+                    )
                     for path, values in obj.drift.items()
                 ),
             ),
@@ -913,11 +928,17 @@ class DriftFilter(admin.SimpleListFilter):
     parameter_name = "drift"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Differs from Lookout"), ("no", "Same as Lookout")]
+        return [
+            ("yes", "Differs from Lookout"),
+            ("waiting", "Waiting for a decision"),
+            ("no", "Same as Lookout"),
+        ]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
             return queryset.filter(drift_seen_at__isnull=False)
+        if self.value() == "waiting":
+            return queryset.filter(decision_since__isnull=False)
         if self.value() == "no":
             return queryset.filter(drift_seen_at__isnull=True)
         return queryset
@@ -937,7 +958,7 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
         "short_reason",
     ]
     list_filter = ["state", DriftFilter, "matched_by", BY_ORGANISATION]
-    actions = ["push_profile_now", "restore_in_xero", "stop_syncing"]
+    actions = ["push_profile_now", "take_xero_values", "restore_in_xero", "stop_syncing"]
     list_select_related = ["funder", "connection__organisation"]
     search_fields = ["xero_contact_id"]
     search_help_text = "Funder name, e-mail, ContactNumber (LKT-12) or Xero ContactID"
@@ -959,6 +980,8 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
                     "push/<path:funder_id>/": (views.push_funder, "push"),
                     "<int:link_id>/stop/": (views.stop_syncing_link, "stop"),
                     "<int:link_id>/restore/": (views.restore_in_xero_link, "restore"),
+                    "<int:link_id>/take/<str:field>/": (views.take_xero_value, "take"),
+                    "<int:link_id>/keep/<str:field>/": (views.keep_lookout_value, "keep"),
                 },
             ),
             *super().get_urls(),
@@ -978,7 +1001,7 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
     @admin.action(description="Push Lookout's profile now", permissions=["operate"])
     def push_profile_now(self, request, queryset):
         links = list(queryset.select_related("connection"))
-        queued = services.push_profile_now(links)
+        queued = services.push_profile_now(links, user=request.user)
         messages.success(request, f"Queued {queued} funder(s): Lookout's profile goes to Xero now.")
         if queued < len(links):
             messages.warning(
@@ -986,6 +1009,23 @@ class XeroContactLinkAdmin(LinkColumns, ReadOnlyAdmin):
                 f"{len(links) - queued} not queued: not synced by choice, held by the "
                 "bookkeeper's decision in Xero (archived, merged, GDPR), or disabled.",
             )
+
+    @admin.action(description="Take Xero's values", permissions=["operate"])
+    def take_xero_values(self, request, queryset):
+        """Every value shown as changed in Xero, written into the selected funders."""
+        links = list(
+            queryset.filter(drift_seen_at__isnull=False).select_related("connection", "funder")
+        )
+        taken, refused = 0, 0
+        for link in links:
+            fields, refusals = services.take_xero_values(link, user=request.user)
+            taken += bool(fields)
+            refused += len(refusals)
+            for field, reason in refusals.items():
+                messages.error(request, f"{link.funder}: did not take Xero's {field}: {reason}")
+        messages.success(request, f"Took Xero's values for {taken} funder(s).")
+        if not links:
+            messages.info(request, "None of the selected funders differs from Xero.")
 
     @admin.action(description="Restore in Xero", permissions=["operate"])
     def restore_in_xero(self, request, queryset):

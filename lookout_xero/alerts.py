@@ -133,6 +133,8 @@ def describe(connection: XeroConnection, kind: str) -> str:
             f"share it). Syncing is paused until {_stamp(connection.paused_until)} and resumes "
             "by itself then; changes made meanwhile wait and are not lost."
         )
+    if kind == XeroAlert.Kind.DECISIONS:
+        return _decisions(connection)
     state = (
         XeroContactLink.State.CONFLICT
         if kind == XeroAlert.Kind.CONFLICTS
@@ -151,6 +153,24 @@ def describe(connection: XeroConnection, kind: str) -> str:
     examples = [f"- {link.funder}: {link.last_error or 'no message'}" for link in oldest]
     if oldest:
         examples.insert(0, f"Waiting longest (since {_stamp(oldest[0].updated_at)}):")
+    return "\n".join([what, *examples])
+
+
+def _decisions(connection: XeroConnection) -> str:
+    links = XeroContactLink.objects.filter(connection=connection, decision_since__isnull=False)
+    count = links.count()
+    oldest = links.order_by("decision_since").select_related("funder")[:EXAMPLES]
+    what = (
+        f"{count} funder(s) have changes made in Xero waiting for a decision: Take Xero's value "
+        "or Keep Lookout's, on each funder's page (or the Xero contact links' action). Nothing "
+        "is written to those fields until then."
+    )
+    examples = [
+        f"- {link.funder}: {', '.join(path for path, v in link.drift.items() if v.get('waiting'))}"
+        for link in oldest
+    ]
+    if oldest:
+        examples.insert(0, f"Waiting longest (since {_stamp(oldest[0].decision_since)}):")
     return "\n".join([what, *examples])
 
 

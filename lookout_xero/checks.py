@@ -47,6 +47,15 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 f"LOOKOUT_XERO['MAPPING'] cannot be imported: {exc}", id="lookout_xero.E004"
             )
         )
+    try:
+        import_string(conf.get("REVERSE_MAPPING"))
+    except ImportError as exc:
+        errors.append(
+            checks.Error(
+                f"LOOKOUT_XERO['REVERSE_MAPPING'] cannot be imported: {exc}",
+                id="lookout_xero.E027",
+            )
+        )
     if not 1 <= int(conf.get("BATCH_SIZE")) <= 100:
         errors.append(
             checks.Error(
@@ -230,6 +239,7 @@ def check_host_fields(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     elif not isinstance(field, models.BooleanField):
         error("ARCHIVED_FIELD", f"{label}.{field.name} is not a BooleanField.", "lookout_xero.E024")
 
+    _check_reverse_mapping(funders, label, error)
     try:
         mapping = import_string(conf.get("MAPPING"))
     except ImportError:
@@ -249,7 +259,32 @@ def check_host_fields(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return errors
 
 
-# What lookout_xero.mapping.map_funder reads of a funder.
+def _check_reverse_mapping(funders, label: str, error) -> None:
+    """REVERSE_MAPPING: callable, and the default one only on a model with the demo's fields."""
+    try:
+        reverse = import_string(conf.get("REVERSE_MAPPING"))
+    except ImportError:
+        return  # lookout_xero.E027, from check_settings
+    if not callable(reverse):
+        error(
+            "REVERSE_MAPPING",
+            "not a function of (contact fields, funder).",
+            "lookout_xero.E027",
+        )
+    elif conf.get("REVERSE_MAPPING") == conf.DEFAULTS["REVERSE_MAPPING"]:
+        missing = [f for f in DEFAULT_MAPPING_FIELDS if _field(funders, f) is None]
+        if missing:
+            error(
+                "REVERSE_MAPPING",
+                f"the default reverse mapping writes fields {label} does not have "
+                f"({', '.join(missing)}).",
+                "lookout_xero.E028",
+                hint="Point REVERSE_MAPPING at the host's own function of (contact fields, "
+                "funder) returning {funder field: value} (see lookout_xero.mapping.unmap_funder).",
+            )
+
+
+# What lookout_xero.mapping.map_funder reads of a funder (and unmap_funder writes back).
 DEFAULT_MAPPING_FIELDS = (
     "name",
     "first_name",

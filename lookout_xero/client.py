@@ -263,8 +263,30 @@ class XeroClient:
                 return
             page += 1
 
-    def _read_page(self, params: dict) -> tuple[list[XeroContact], int | None]:
-        data = self._request("GET", CONTACTS_PATH, params=params).json()
+    def changed_since(self, since: datetime, *, page_size: int) -> Iterator[list[XeroContact]]:
+        """Contacts created or changed in Xero since `since`, archived ones included, a page at
+        a time: ``If-Modified-Since`` (Xero's header, in UTC), one GET per page.
+
+        Paged, so merged contacts carry ``MergedToContactID``. A contact changed while the pages
+        are read can only join the set, shifting later pages: it may be seen twice, never
+        skipped.
+        """
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        page = 1
+        while True:
+            params = _list_params(page, page_size, True)
+            contacts, page_count = self._read_page(params, {"If-Modified-Since": stamp})
+            if contacts:
+                yield contacts
+            done = page >= page_count if page_count is not None else len(contacts) < page_size
+            if done or not contacts:
+                return
+            page += 1
+
+    def _read_page(
+        self, params: dict, headers: dict | None = None
+    ) -> tuple[list[XeroContact], int | None]:
+        data = self._request("GET", CONTACTS_PATH, params=params, headers=headers or {}).json()
         pagination = data.get("pagination") if isinstance(data, dict) else None
         page_count = pagination.get("pageCount") if isinstance(pagination, dict) else None
         contacts = [_contact(item) for item in data.get("Contacts") or []]

@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "ORGANISATION_NAME_FIELD": "name",
     # Dotted path to a pure function funder -> lookout_xero.mapping.MappedContact.
     "MAPPING": "lookout_xero.mapping.map_funder",
+    # Dotted path to f(contact_fields, funder) -> {funder field: value}: what a correction made
+    # in Xero becomes in the funder, for the fields whose direction lets Xero's value in.
+    "REVERSE_MAPPING": "lookout_xero.mapping.unmap_funder",
     "CONTACT_NUMBER_PREFIX": "LKT-",
     "ARCHIVE_IN_XERO": True,
     "BATCH_SIZE": 50,
@@ -46,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "ENABLED_CACHE_SECONDS": 2,
     # How often beat reconciles (queues.beat_schedule reads it from the settings module).
     "RECONCILE_SECONDS": 3600,
+    # How often beat reads the contacts changed in Xero of connections without a working webhook
+    # (queues.beat_schedule reads it from the settings module).
+    "READ_CHANGES_SECONDS": 300,
     "LOG_RETENTION_DAYS": 90,
     "CONFLICT_NAME_SUFFIX": " ({n})",
     # Who is e-mailed when a connection needs a person (empty: nobody), and after how long
@@ -102,6 +108,10 @@ def organisation_name_lookup(path: str) -> str:
 
 def mapping_function():
     return import_string(get("MAPPING"))
+
+
+def reverse_mapping_function():
+    return import_string(get("REVERSE_MAPPING"))
 
 
 def alert_recipients() -> list[str]:

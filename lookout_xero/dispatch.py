@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 DRAIN_OUTBOX = "lookout_xero.drain_outbox"
 START_FULL_SYNC = "lookout_xero.start_full_sync"
 PROCESS_WEBHOOKS = "lookout_xero.process_webhooks"
+READ_CHANGED_CONTACTS = "lookout_xero.read_changed_contacts"
 
 
 def send(task_name: str, *args, countdown: float | None = None, queue: str | None = None) -> bool:

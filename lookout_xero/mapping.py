@@ -90,6 +90,47 @@ def map_funder(funder) -> dict:
     }
 
 
+# map_funder read backwards, field by field: Xero's Contact field -> the demo Funder's field.
+_UNMAPPED_TEXT = {
+    "Name": "name",
+    "FirstName": "first_name",
+    "LastName": "last_name",
+    "EmailAddress": "email",
+    "TaxNumber": "tax_number",
+}
+_UNMAPPED_PHONES = {"DEFAULT": "phone", "MOBILE": "mobile"}
+_UNMAPPED_STREET = {
+    "AddressLine1": "address_line1",
+    "AddressLine2": "address_line2",
+    "City": "city",
+    "Region": "region",
+    "PostalCode": "postal_code",
+    "Country": "country",
+}
+
+
+def unmap_funder(contact: dict, funder) -> dict:
+    """The default REVERSE_MAPPING, for the demo's Funder fields: `map_funder` read backwards.
+
+    `contact` holds only the Contact fields being taken from Xero, in Xero's shape; the answer
+    names the funder fields they become. A field it cannot take back is simply left out.
+    """
+    values: dict = {}
+    for key, field_name in _UNMAPPED_TEXT.items():
+        if key in contact:
+            values[field_name] = _text(contact[key])
+    phones = {p.get("PhoneType"): p for p in contact.get("Phones") or []}
+    for kind, field_name in _UNMAPPED_PHONES.items():
+        if kind in phones:
+            values[field_name] = _text(phones[kind].get("PhoneNumber"))
+    for address in contact.get("Addresses") or []:
+        if address.get("AddressType") == "STREET":
+            for key, field_name in _UNMAPPED_STREET.items():
+                if key in address:
+                    values[field_name] = _text(address[key])
+    return values
+
+
 def log_identity(map_raw, funder) -> tuple[str, str]:
     """The funder's name and e-mail for the sync log, from what the mapping makes of it.
 
@@ -185,6 +226,15 @@ def drift(last_sent: dict[str, object], xero_profile: dict) -> dict[str, dict]:
     return found
 
 
+def hold(payload: dict, held: dict[str, object]) -> dict:
+    """The payload with Xero's own value at each held path it sends: those are not changed."""
+    if not held:
+        return payload
+    flat = _flatten(payload)
+    kept = {path: held[path] for path in held if path in flat}
+    return _unflatten({**flat, **kept}) if kept else payload
+
+
 def filled_fields(payload: dict) -> list[str]:
     """The fields a payload gives a value to, as paths like "Phones.MOBILE.PhoneNumber"."""
     return sorted(path for path, value in _flatten(payload).items() if value not in ("", None))
@@ -207,6 +257,50 @@ def fill_not_blank(payload: dict, previously_filled: list[str]) -> dict:
 
 IDENTITY_FIELDS = {"ContactID", "ContactStatus", "ContactNumber"}
 _KIND = {"Phones": "PhoneType", "Addresses": "AddressType"}
+# The Contact fields whose direction (which side wins) a connection may choose: the profile
+# fields Lookout can send. Website is not one: Xero's API cannot write it, so Lookout never
+# sends it and the two sides never disagree on it.
+DIRECTION_FIELDS = (
+    "Name",
+    "FirstName",
+    "LastName",
+    "EmailAddress",
+    "Phones",
+    "Addresses",
+    "TaxNumber",
+    "AccountNumber",
+    "CompanyNumber",
+)
+
+
+def field_of(path: str) -> str:
+    """The Contact field a flattened path belongs to: "Phones.MOBILE.PhoneNumber" -> "Phones"."""
+    return path.split(".", 1)[0]
+
+
+def is_valid_email(value: str) -> bool:
+    """An address Xero (and Django) take: ASCII, well formed."""
+    return _is_valid_email(value)
+
+
+def flat_text(value) -> str:
+    """A value as drift compares it: text, whitespace runs made one space."""
+    return _text(value)
+
+
+def same_text(a, b) -> bool:
+    """Whether two values are the same to Xero (whitespace runs and None aside)."""
+    return _text(a) == _text(b)
+
+
+def flatten(payload: dict) -> dict[str, object]:
+    """A Contact as paths: {"Phones.MOBILE.PhoneNumber": "…", "EmailAddress": "…"}."""
+    return _flatten(payload)
+
+
+def unflatten(flat: dict[str, object]) -> dict:
+    """Paths back into a Contact's shape (the inverse of `flatten`)."""
+    return _unflatten(flat)
 
 
 def _flatten(payload: dict) -> dict[str, object]:

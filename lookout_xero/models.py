@@ -34,6 +34,7 @@ class ConnectionChange:
     credentials: bool = False  # Client ID, secret or scope of an existing connection changed
     client_id: bool = False  # another Client ID: probably another Xero organisation
     secret: bool = False  # a secret was set (first time or replaced)
+    webhook_key: bool = False  # another webhook key: not verified until Xero signs with it
 
     @classmethod
     def between(cls, previous, current, fields) -> ConnectionChange:
@@ -50,6 +51,7 @@ class ConnectionChange:
             credentials=any(changed(name) for name in CREDENTIAL_FIELDS),
             client_id=changed("client_id"),
             secret=changed("client_secret"),
+            webhook_key=changed("webhook_key"),
         )
 
 
@@ -109,6 +111,13 @@ class XeroConnection(models.Model):
         max_length=64, unique=True, default=new_webhook_id, editable=False
     )
     last_webhook_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Which side wins, per Contact field the mapping sends: {"EmailAddress": "xero", ...}.
+    # A field not named is Lookout's (`corrections.LOOKOUT`). Set by people with the change
+    # permission (the connection page, `xero_directions`), never by the connection's form.
+    directions = models.JSONField(default=dict, blank=True, editable=False)
+    # The periodic read of contacts changed in Xero (for a connection without a working
+    # webhook) asks for those changed since this moment: its last complete read's start.
+    changes_read_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Space-separated scopes Xero said this connection can use, when last asked without
     # narrowing them (a check, or a token fetched with no scope): least privilege at a glance.
     granted_scopes = models.CharField(max_length=1000, blank=True, editable=False)
@@ -217,6 +226,10 @@ class XeroConnection(models.Model):
     def _reset_for(self, change: ConnectionChange) -> set[str]:
         """New credentials void the cached token and the verdict on the old ones."""
         touched: set[str] = set()
+        if change.webhook_key:
+            # Until Xero signs a delivery with the new key, its changes are read, not told.
+            self.last_webhook_at = None
+            touched.add("last_webhook_at")
         if change.secret:
             self.client_secret_set_at = timezone.now()
             touched.add("client_secret_set_at")
@@ -359,6 +372,9 @@ class XeroContactLink(models.Model):
     # Fields whose value in Xero differs from `last_sent`: {path: {"lookout": …, "xero": …}}.
     drift = models.JSONField(default=dict, blank=True)
     drift_seen_at = models.DateTimeField(null=True, blank=True)
+    # Since when a field changed in Xero waits for a person (its direction is "ask", or Xero's
+    # value was refused by the funder): nothing is written to that field meanwhile.
+    decision_since = models.DateTimeField(null=True, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -373,7 +389,11 @@ class XeroContactLink(models.Model):
                 name="lx_link_one_funder_per_contact",
             ),
         ]
-        indexes = [models.Index(fields=["connection", "state"], name="lx_link_conn_state")]
+        indexes = [
+            models.Index(fields=["connection", "state"], name="lx_link_conn_state"),
+            # Funders waiting for a decision on a change in Xero: counts and the alert's check.
+            models.Index(fields=["connection", "decision_since"], name="lx_link_conn_decision"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.funder} → {self.xero_contact_id or 'not in Xero'}"
@@ -481,6 +501,9 @@ class SyncLog(models.Model):
         HELD = "held", "Held: the bookkeeper's decision in Xero"
         RESUMED = "resumed", "Restored in Xero"
         DRIFT = "drift", "Changed in Xero"
+        TAKEN = "taken", "Taken from Xero"
+        KEPT = "kept", "Kept Lookout's value"
+        REFUSED = "refused", "Refused from Xero"
         CONNECTION_ERROR = "connection_error", "Connection error"
         RUN = "run", "Run event"
 
@@ -535,6 +558,7 @@ class XeroAlert(models.Model):
         PAUSED = "paused", "Paused by Xero's daily call limit"
         CONFLICTS = "conflicts", "Conflicts waiting for a person"
         FAILURES = "failures", "Funders failing to sync"
+        DECISIONS = "decisions", "Changes in Xero waiting for a decision"
 
     connection = models.ForeignKey(XeroConnection, on_delete=models.CASCADE, related_name="alerts")
     kind = models.CharField(max_length=12, choices=Kind)

@@ -32,20 +32,26 @@ TASK_ROUTES = {
     "lookout_xero.reconcile": {"queue": PLAN},
     "lookout_xero.drain_outbox": {"queue": DRAIN},  # dispatch sends a person's drain to EDITS
     "lookout_xero.process_webhooks": {"queue": WEBHOOKS},
+    # Without a webhook, what changed in Xero is read now and then: the webhooks' queue.
+    "lookout_xero.read_changed_contacts": {"queue": WEBHOOKS},
+    "lookout_xero.read_changes": {"queue": HOUSEKEEPING},
     "lookout_xero.sweep_outbox": {"queue": HOUSEKEEPING},
     "lookout_xero.check_alerts": {"queue": HOUSEKEEPING},
     "lookout_xero.prune_logs": {"queue": HOUSEKEEPING},
 }
 
 RECONCILE_SECONDS = 3600  # LOOKOUT_XERO["RECONCILE_SECONDS"] when it is not set
+READ_CHANGES_SECONDS = 300  # LOOKOUT_XERO["READ_CHANGES_SECONDS"] when it is not set
 
 
 def beat_schedule(
     lookout_xero: dict | None = None, *, sweep_seconds: float = 30, alert_seconds: float = 60
 ) -> dict:
     """``CELERY_BEAT_SCHEDULE`` for lookout_xero; ``lookout_xero`` is the ``LOOKOUT_XERO``
-    dict the settings module builds (its ``RECONCILE_SECONDS``). Merge in your own tasks."""
+    dict the settings module builds (its ``RECONCILE_SECONDS`` and ``READ_CHANGES_SECONDS``).
+    Merge in your own tasks."""
     reconcile = (lookout_xero or {}).get("RECONCILE_SECONDS", RECONCILE_SECONDS)
+    read_changes = (lookout_xero or {}).get("READ_CHANGES_SECONDS", READ_CHANGES_SECONDS)
     return {
         "lookout-xero-sweep": {
             "task": "lookout_xero.sweep_outbox",
@@ -58,6 +64,10 @@ def beat_schedule(
         "lookout-xero-reconcile": {
             "task": "lookout_xero.reconcile",
             "schedule": timedelta(seconds=reconcile),
+        },
+        "lookout-xero-read-changes": {
+            "task": "lookout_xero.read_changes",
+            "schedule": timedelta(seconds=read_changes),
         },
         "lookout-xero-prune": {"task": "lookout_xero.prune_logs", "schedule": timedelta(hours=6)},
     }

@@ -122,6 +122,7 @@ def summary(connection: XeroConnection) -> dict:
         conflicts=Count("pk", filter=Q(state=XeroContactLink.State.CONFLICT)),
         failed=Count("pk", filter=Q(state=XeroContactLink.State.FAILED)),
         synced=Count("pk", filter=Q(state=XeroContactLink.State.SYNCED)),
+        decisions=Count("pk", filter=Q(decision_since__isnull=False)),
     )
     pending = OutboxEntry.objects.filter(connection=connection).count()
     run = connection.runs.full_syncs().order_by("-created_at").first()
@@ -153,6 +154,7 @@ def bookkeeper_counts(connection: XeroConnection) -> dict[str, int]:
         archived_in_xero=Count("pk", filter=Q(state=XeroContactLink.State.ARCHIVED_IN_XERO)),
         gdpr=Count("pk", filter=Q(state=XeroContactLink.State.GDPR_REQUEST)),
         drifted=Count("pk", filter=Q(drift_seen_at__isnull=False)),
+        waiting=Count("pk", filter=Q(decision_since__isnull=False)),
     )
 
 
@@ -162,8 +164,16 @@ def webhook_facts(connection: XeroConnection) -> dict:
         "path": connection.webhook_path,
         "key_set": bool(connection.webhook_key),
         "last_event": _when(connection.last_webhook_at),
+        # Without a verified webhook, beat reads what changed (`services.changes`).
+        "reads_changes": connection.last_webhook_at is None,
+        "read_every": _every(conf.get("READ_CHANGES_SECONDS")),
+        "changes_read": _when(connection.changes_read_at),
         **bookkeeper_counts(connection),
     }
+
+
+def _every(seconds: float) -> str:
+    return f"{seconds:g} s" if seconds < 120 else f"{seconds / 60:g} min"
 
 
 def _eta_text(run: SyncRun, eta_seconds: int | None) -> str:
@@ -229,7 +239,8 @@ def preview_report(run: SyncRun) -> dict:
 
 # --- needs attention: the one definition the alerts, `xero_status` and the admin filter share ---
 
-ATTENTION_KINDS = tuple(XeroAlert.Kind.values)  # error, paused, conflicts, failures
+# error, paused, conflicts, failures, decisions
+ATTENTION_KINDS = tuple(XeroAlert.Kind.values)
 
 
 def attention_conditions(now: datetime | None = None) -> dict[str, Q]:
@@ -255,6 +266,16 @@ def attention_conditions(now: datetime | None = None) -> dict[str, Q]:
         XeroAlert.Kind.PAUSED: enabled & Q(paused_until__gt=now),
         XeroAlert.Kind.CONFLICTS: enabled & waiting(XeroContactLink.State.CONFLICT),
         XeroAlert.Kind.FAILURES: enabled & waiting(XeroContactLink.State.FAILED),
+        # A change made in Xero that a person must take or refuse (a field set to Ask, or a
+        # value the funder could not hold), waiting since the link's `decision_since`.
+        XeroAlert.Kind.DECISIONS: enabled
+        & Q(
+            Exists(
+                XeroContactLink.objects.filter(
+                    connection=OuterRef("pk"), decision_since__lte=waited_since
+                )
+            )
+        ),
     }
 
 
@@ -300,6 +321,7 @@ def with_figures(queryset: QuerySet) -> QuerySet:
             XeroContactLink.objects.filter(state=XeroContactLink.State.CONFLICT)
         ),
         lx_failed=_count_of(XeroContactLink.objects.filter(state=XeroContactLink.State.FAILED)),
+        lx_decisions=_count_of(XeroContactLink.objects.filter(decision_since__isnull=False)),
         lx_running=Exists(active_run),
     )
 

@@ -40,6 +40,23 @@ def process_webhooks(connection_id: int) -> None:
         dispatch.send(dispatch.PROCESS_WEBHOOKS, connection_id, countdown=wait)
 
 
+@shared_task(name=dispatch.READ_CHANGED_CONTACTS, ignore_result=True)
+def read_changed_contacts(connection_id: int) -> None:
+    """Read the contacts changed in Xero since the last read, for one connection."""
+    wait = services.read_changes(connection_id)
+    if wait is not None:
+        dispatch.send(dispatch.READ_CHANGED_CONTACTS, connection_id, countdown=wait)
+
+
+@shared_task(name="lookout_xero.read_changes", ignore_result=True)
+def read_changes() -> int:
+    """Beat: read what changed in Xero for every connection no verified webhook reaches."""
+    connections = services.connections_to_read()
+    for connection_id in connections:
+        dispatch.send(dispatch.READ_CHANGED_CONTACTS, connection_id)
+    return len(connections)
+
+
 @shared_task(name="lookout_xero.sweep_outbox", ignore_result=True)
 def sweep_outbox() -> dict:
     """Beat: deliver what a broker or worker outage left in the outbox; resume paused work."""

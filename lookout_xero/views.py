@@ -207,6 +207,31 @@ def cancel_run(request, model_admin, object_id):
     return _back_to_connection(model_admin, connection)
 
 
+@require_POST
+def set_directions(request, model_admin, object_id):
+    """The connection page's *Who wins* panel: each field's direction (Lookout, Ask, Xero)."""
+    connection = _connection_or_404(request, model_admin, object_id)
+    if not can_operate(request.user):
+        raise PermissionDenied
+    changes = {
+        field: request.POST[f"direction-{field}"]
+        for field in mapping.DIRECTION_FIELDS
+        if f"direction-{field}" in request.POST
+    }
+    before = services.directions_of(connection)
+    try:
+        after = services.set_directions(connection, changes, user=request.user)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return _back_to_connection(model_admin, connection)
+    changed = [f"{field}: {after[field]}" for field in after if after[field] != before[field]]
+    if changed:
+        messages.success(request, "Who wins on a difference with Xero: " + ", ".join(changed) + ".")
+    else:
+        messages.info(request, "Nothing changed.")
+    return _back_to_connection(model_admin, connection)
+
+
 def queue_full_sync(request, connection: XeroConnection) -> bool:
     """Start a full sync if the connection can run one, and tell the person what happened."""
     if not connection.enabled:
@@ -308,6 +333,66 @@ def restore_in_xero_link(request, model_admin, link_id):
         messages.success(request, f"{link.funder}'s contact will be restored in Xero.")
     else:
         messages.warning(request, "Only a contact archived in Xero can be restored there.")
+    url = funder_admin_url(link.funder_id, model_admin.admin_site.name)
+    return redirect(url or f"{model_admin.admin_site.name}:index")
+
+
+@require_POST
+def take_xero_value(request, model_admin, link_id, field):
+    """The funder panel's *Take Xero's value* for one Contact field of one link."""
+    link = _link_to_decide(request, model_admin, link_id)
+    taken, refused = services.take_xero_values(link, [field], user=request.user)
+    if taken:
+        messages.success(request, f"{link.funder}: took Xero's {field}.")
+    for name, reason in refused.items():
+        messages.error(request, f"{link.funder}: did not take Xero's {name}: {reason}")
+    if not taken and not refused:
+        messages.info(request, f"{link.funder}: {field} no longer differs from Xero.")
+    return _back_to_funder(model_admin, link)
+
+
+@require_POST
+def keep_lookout_value(request, model_admin, link_id, field):
+    """The funder panel's *Keep Lookout's* for one Contact field of one link: pushed now."""
+    link = _link_to_decide(request, model_admin, link_id)
+    if services.keep_lookout_values(link, [field], user=request.user):
+        messages.success(request, f"{link.funder}: Lookout's {field} goes to Xero now.")
+    else:
+        messages.info(request, f"{link.funder}: {field} no longer differs from Xero.")
+    return _back_to_funder(model_admin, link)
+
+
+def differences(link: XeroContactLink) -> list[dict]:
+    """Per Contact field changed in Xero: Lookout's value now and Xero's, path by path, and
+    whether a person is awaited (the field's direction is Ask, or Xero's value was refused)."""
+    if not link.drift:
+        return []
+    try:
+        current = mapping.flatten(_as_contact(link.funder).payload)
+    except Exception:  # the host's mapping: the stored values still tell the story
+        current = {}
+    fields: dict[str, dict] = {}
+    for path, values in sorted(link.drift.items()):
+        field = mapping.field_of(path)
+        row = fields.setdefault(field, {"field": field, "rows": [], "waiting": False})
+        ours = current.get(path, values.get("lookout", ""))
+        label = path[len(field) + 1 :].replace(".", " ") if path != field else ""
+        row["rows"].append(
+            {"label": label, "lookout": mapping.flat_text(ours), "xero": values.get("xero", "")}
+        )
+        row["waiting"] = row["waiting"] or bool(values.get("waiting"))
+    return list(fields.values())
+
+
+def _link_to_decide(request, model_admin, link_id) -> XeroContactLink:
+    if not can_operate(request.user):
+        raise PermissionDenied
+    return get_object_or_404(
+        model_admin.get_queryset(request).select_related("connection", "funder"), pk=link_id
+    )
+
+
+def _back_to_funder(model_admin, link: XeroContactLink):
     url = funder_admin_url(link.funder_id, model_admin.admin_site.name)
     return redirect(url or f"{model_admin.admin_site.name}:index")
 

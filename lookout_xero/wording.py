@@ -134,11 +134,69 @@ def merged_into_linked(merged_id: str, survivor_id: str, other_funder) -> str:
 
 
 def drifted(drift: dict) -> str:
+    """A drift log row: which fields Xero has otherwise, and what happens to each."""
     fields = ", ".join(f"{path} is “{values['xero']}”" for path, values in drift.items())
+    waiting = [path for path, values in drift.items() if values.get("waiting")]
+    if not waiting:
+        return (
+            f"Changed in Xero since Lookout's last push: {fields}. Lookout's values are sent "
+            "with its next push of this funder (or now: Push Lookout's profile now)."
+        )
     return (
-        f"Changed in Xero since Lookout's last push: {fields}. Lookout's values are sent with "
-        "its next push of this funder (or now: Push Lookout's profile now)."
+        f"Changed in Xero since Lookout's last push: {fields}. Waiting for a person "
+        f"({', '.join(waiting)}): Take Xero's value or Keep Lookout's, on the funder's page; "
+        "nothing is written to those fields meanwhile."
     )
+
+
+DIRECTION_LABELS = {
+    "lookout": "Lookout wins",
+    "ask": "Ask a person",
+    "xero": "Xero wins",
+}
+SETTING_CHOSE = "the field's setting"
+
+
+def took_from_xero(field: str, changes: list[tuple[str, str, str]], chosen_by: str) -> str:
+    """Log row of a value taken from Xero into the funder: `changes` are (path, old, new)."""
+    parts = "; ".join(
+        f"{_part(field, path)}{old or '(empty)'} → {new or '(empty)'}" for path, old, new in changes
+    )
+    return f"took {field} from Xero: {parts} ({_who(chosen_by)})"
+
+
+def kept_lookouts(field: str, changes: list[tuple[str, str, str]], chosen_by: str) -> str:
+    """Log row of a person keeping Lookout's value: `changes` are (path, Lookout's, Xero's)."""
+    parts = "; ".join(
+        f"{_part(field, path)}{ours or '(empty)'} (Xero had {theirs or '(empty)'})"
+        for path, ours, theirs in changes
+    )
+    return f"kept Lookout's {field}: {parts}; sent to Xero with the next push ({_who(chosen_by)})"
+
+
+def refused_from_xero(field: str, value: str, reason: str) -> str:
+    return (
+        f"did not take {field} from Xero ({value or '(empty)'}): {reason} It stays shown as "
+        "changed in Xero until a person decides (Keep Lookout's), or Xero's value changes."
+    )
+
+
+def _part(field: str, path: str) -> str:
+    """ "MOBILE PhoneNumber: " for a path inside a field, nothing for the field itself."""
+    rest = path[len(field) + 1 :] if path != field else ""
+    return rest.replace(".", " ") + ": " if rest else ""
+
+
+def _who(chosen_by: str) -> str:
+    return f"chosen by {chosen_by}" if chosen_by else SETTING_CHOSE
+
+
+def cannot_take_back(field: str) -> str:
+    return f"REVERSE_MAPPING gives no funder field for {field}."
+
+
+def not_an_email(value: str) -> str:
+    return f"“{value}” is not a valid e-mail address."
 
 
 def tenant_changed(new: str, old: str) -> str:

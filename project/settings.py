@@ -178,6 +178,8 @@ LOOKOUT_XERO = {
     "SITE_URL": env("SITE_URL", default="http://127.0.0.1:8000"),
     # The demo reconciles every few minutes; the app's default is hourly.
     "RECONCILE_SECONDS": env.int("LOOKOUT_XERO_RECONCILE_SECONDS", default=300),
+    # Connections without a verified webhook: how often what changed in Xero is read.
+    "READ_CHANGES_SECONDS": env.int("LOOKOUT_XERO_READ_CHANGES_SECONDS", default=300),
 }
 # lookout_xero's periodic tasks: the sweep, alerts, the reconcile and log retention.
 CELERY_BEAT_SCHEDULE = lookout_xero_queues.beat_schedule(

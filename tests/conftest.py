@@ -113,6 +113,8 @@ class Worker:
             "LOOKOUT_XERO_ALERT_SECONDS": "2",
             # Tests ask for a reconcile when they want one (its own test runs the beat task).
             "LOOKOUT_XERO_RECONCILE_SECONDS": "86400",
+            # Likewise the read of contacts changed in Xero (tests without a webhook ask for it).
+            "LOOKOUT_XERO_READ_CHANGES_SECONDS": "86400",
             "LOOKOUT_XERO_ALERT_RECIPIENTS": "team@lookout.example",
             "LOOKOUT_XERO_ENABLED_CACHE_SECONDS": ENABLED_CACHE_SECONDS,
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",

@@ -335,3 +335,73 @@ def test_the_panel_buttons_and_the_copy_button_work_in_a_browser(
     page.locator("[data-lx-copy]").click()
     expect(page.locator("[data-lx-copy]")).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == url
+
+
+def test_choose_who_wins_and_take_a_correction_made_in_xero(
+    page, worker, xero, organisation, django_user_model, live_server
+):
+    """The connection's directions, a bookkeeper's edit told by webhook, and the funder's panel
+    showing both values with Take Xero's value / Keep Lookout's."""
+    from playwright.sync_api import expect
+
+    from tests.helpers import make_connection
+
+    org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET, name="Harbour Trust Ltd")
+    funder = make_funder(
+        organisation, "Kowhai Music Trust", email="kowhai@example.org", mobile="021 400 100"
+    )
+    connection = make_connection(organisation)
+    connection.webhook_key = "browser-webhook-key"
+    connection.enabled = True
+    connection.save()
+    wait_until(lambda: XeroContactLink.objects.filter(funder=funder, state="synced").exists())
+    org.set_webhook(live_server.url + connection.webhook_path, "browser-webhook-key")
+    django_user_model.objects.create_superuser("admin", "admin@example.org", PASSWORD)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto("/admin/login/?next=/admin/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+    page.goto(f"/admin/lookout_xero/xeroconnection/{connection.pk}/change/")
+    panel = page.locator("[data-lx-directions]")
+    panel.locator("#lx-direction-EmailAddress").select_option("ask")
+    panel.locator("#lx-direction-Phones").select_option("xero")
+    panel.get_by_role("button", name="Save directions").click()
+    expect(page.locator(".messagelist")).to_contain_text("EmailAddress: ask, Phones: xero")
+    page.locator("[data-lx-directions]").screenshot(path=str(SCREENSHOTS / "directions.png"))
+
+    contact_id = XeroContactLink.objects.get(funder=funder).xero_contact_id
+    org.edit(
+        contact_id,
+        EmailAddress="office@kowhaimusic.org.nz",
+        Phones=[{"PhoneType": "MOBILE", "PhoneNumber": "027 555 0199"}],
+    )
+    wait_until(lambda: XeroContactLink.objects.get(funder=funder).decision_since is not None)
+    funder.refresh_from_db()
+    assert funder.mobile == "027 555 0199"  # Xero wins the phones: taken at once
+
+    page.goto(f"/admin/funders/funder/{funder.pk}/change/")
+    differences = page.locator("[data-lx-differences]")
+    expect(differences).to_contain_text("kowhai@example.org")
+    expect(differences).to_contain_text("office@kowhaimusic.org.nz")
+    expect(differences).to_contain_text("Waiting for a decision")
+    top = page.locator("#xero_links-group").bounding_box()
+    bottom = differences.bounding_box()
+    height = bottom["y"] + bottom["height"] - top["y"] + 8
+    page.screenshot(
+        path=str(SCREENSHOTS / "changed-in-xero.png"),
+        full_page=True,
+        clip={"x": top["x"], "y": top["y"], "width": top["width"], "height": height},
+    )
+    writes = len([r for r in xero.requests_for(CLIENT_ID) if r.is_write])
+    differences.get_by_role("button", name="Take Xero's value").click()
+    expect(page.locator(".messagelist")).to_contain_text("took Xero's EmailAddress")
+    expect(page.locator("[data-lx-differences]")).to_have_count(0)
+    funder.refresh_from_db()
+    assert funder.email == "office@kowhaimusic.org.nz"
+    log = SyncLog.objects.filter(outcome="taken").values_list("message", flat=True)
+    assert any("(chosen by admin)" in message for message in log)
+    assert any("(the field's setting)" in message for message in log)
+    wait_until(lambda: not OutboxEntry.objects.exists())
+    assert len([r for r in xero.requests_for(CLIENT_ID) if r.is_write]) == writes

@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from lookout_xero import checks as lookout_checks
 from lookout_xero.checks import DEFAULT_MAPPING_FIELDS, check_host_fields
-from lookout_xero.mapping import map_funder
+from lookout_xero.mapping import map_funder, unmap_funder
 from project.settings import LOOKOUT_XERO as DEMO
 
 pytestmark = pytest.mark.django_db  # `check` also reads a sample of stored credentials
@@ -46,6 +46,7 @@ def test_the_demo_names_pass():
         ("ARCHIVED_FIELD", "is_archived", "lookout_xero.E024"),
         ("ARCHIVED_FIELD", "name", "lookout_xero.E024"),  # not a BooleanField
         ("MAPPING", "lookout_xero.conf.DEFAULTS", "lookout_xero.E025"),  # not callable
+        ("REVERSE_MAPPING", "lookout_xero.conf.DEFAULTS", "lookout_xero.E027"),  # not callable
     ],
 )
 def test_check_fails_naming_the_setting(key, value, id):
@@ -90,7 +91,7 @@ def test_the_default_mapping_on_a_model_without_its_fields():
     ):
         ids = sorted(message.id for message in check_host_fields())
         # groups is a ManyToMany, not a ForeignKey; User has first_name, last_name and email only.
-        assert ids == ["lookout_xero.E020", "lookout_xero.E026"]
+        assert ids == ["lookout_xero.E020", "lookout_xero.E026", "lookout_xero.E028"]
         [mapping] = messages("lookout_xero.E026")
         assert "(name, tax_number, phone, mobile," in mapping and "first_name" not in mapping
 
@@ -106,3 +107,32 @@ def test_default_mapping_fields_are_what_the_default_mapping_reads():
     map_funder(Recorder())
     assert sorted(set(read)) == sorted(DEFAULT_MAPPING_FIELDS)
     assert lookout_checks.conf.DEFAULTS["MAPPING"] == "lookout_xero.mapping.map_funder"
+
+
+def test_default_reverse_mapping_writes_the_fields_the_default_mapping_reads():
+    contact = {
+        "Name": "N",
+        "FirstName": "F",
+        "LastName": "L",
+        "EmailAddress": "e@example.org",
+        "TaxNumber": "T",
+        "Phones": [
+            {"PhoneType": "DEFAULT", "PhoneNumber": "1"},
+            {"PhoneType": "MOBILE", "PhoneNumber": "2"},
+        ],
+        "Addresses": [
+            {
+                "AddressType": "STREET",
+                **{key: key for key in ("AddressLine1", "AddressLine2", "City", "Region")},
+                **{key: key for key in ("PostalCode", "Country")},
+            }
+        ],
+    }
+    assert sorted(unmap_funder(contact, None)) == sorted(DEFAULT_MAPPING_FIELDS)
+    assert lookout_checks.conf.DEFAULTS["REVERSE_MAPPING"] == "lookout_xero.mapping.unmap_funder"
+
+
+def test_a_reverse_mapping_that_cannot_be_imported_is_named():
+    with lookout_xero(REVERSE_MAPPING="tests.nowhere.unmap"):
+        with pytest.raises(SystemCheckError, match=r"E027.*LOOKOUT_XERO\['REVERSE_MAPPING'\]"):
+            call_command("check", verbosity=0)

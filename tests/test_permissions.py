@@ -114,6 +114,19 @@ def world(organisation, xero):
             xero_contact_id="" if state == "conflict" else f"contact-{state}",
             conflict_candidates=[{"contact_id": "x-1", "name": "A", "email": "", "status": ""}],
         )
+    # The bookkeeper changed the synced funder's e-mail in Xero; it waits for a decision.
+    XeroContactLink.objects.filter(pk=links["synced"].pk).update(
+        last_sent={"EmailAddress": "synced@example.org"},
+        drift={
+            "EmailAddress": {
+                "lookout": "synced@example.org",
+                "xero": "corrected@example.org",
+                "waiting": True,
+            }
+        },
+        drift_seen_at=timezone.now(),
+        decision_since=timezone.now(),
+    )
     OutboxEntry.objects.all().delete()
     preview = services.start_preview(connection, enqueue=False)
     log = SyncLog.objects.create(
@@ -148,6 +161,7 @@ def fingerprint(world: World) -> dict:
             connection.scope,
             connection.enabled,
             connection.state,
+            connection.directions,
         ),
         "connections": XeroConnection.objects.count(),
         "tenant": connection and connection.xero_tenant_id,
@@ -155,6 +169,9 @@ def fingerprint(world: World) -> dict:
         "runs": sorted(SyncRun.objects.values_list("pk", "status", "dry_run")),
         "outbox": OutboxEntry.objects.count(),
         "links": sorted(XeroContactLink.objects.values_list("pk", "state", "xero_contact_id")),
+        "drift": sorted(
+            (pk, sorted(drift)) for pk, drift in XeroContactLink.objects.values_list("pk", "drift")
+        ),
         "credentials_links": sorted(
             XeroCredentialsLink.objects.values_list("pk", "revoked_at", "used_at")
         ),
@@ -324,6 +341,14 @@ ENDPOINTS = [
     ),
     Endpoint("preview", "post", connection_url("preview"), all_of("change"), writes=True),
     Endpoint("sync now", "post", connection_url("sync_now"), all_of("change"), writes=True),
+    Endpoint(
+        "who wins when a value differs in Xero (directions)",
+        "post",
+        connection_url("directions"),
+        all_of("change"),
+        data=lambda w: {"direction-EmailAddress": "xero", "direction-Phones": "ask"},
+        writes=True,
+    ),
     Endpoint("retry failed", "post", connection_url("retry_failed"), all_of("change"), writes=True),
     Endpoint("cancel run", "post", connection_url("cancel_run"), all_of("change"), writes=True),
     Endpoint(
@@ -388,6 +413,27 @@ ENDPOINTS = [
         lambda w: admin_url("lookout_xero_xerocontactlink_stop", w.archived.pk),
         all_of("change"),
         writes=True,
+    ),
+    Endpoint(
+        "take Xero's value (the funder panel's button)",
+        "post",
+        lambda w: admin_url("lookout_xero_xerocontactlink_take", w.synced.pk, "EmailAddress"),
+        all_of("change"),
+        writes=True,
+    ),
+    Endpoint(
+        "keep Lookout's (the funder panel's button)",
+        "post",
+        lambda w: admin_url("lookout_xero_xerocontactlink_keep", w.synced.pk, "EmailAddress"),
+        all_of("change"),
+        writes=True,
+    ),
+    Endpoint(
+        "take Xero's values (action)",
+        may=all_of("change"),
+        **action(
+            "take_xero_values", lambda w: [w.synced.pk], "lookout_xero_xerocontactlink_changelist"
+        ),
     ),
     Endpoint(
         "push profile now (action)",
@@ -623,6 +669,9 @@ def test_a_host_that_limits_staff_to_some_organisations_stays_limited(
     )
     push = client.post(limited_url("lookout_xero_xerocontactlink_push", funder.pk))
     assert (resolve.status_code, push.status_code) == (404, 404)
+    for name in ("take", "keep"):  # a change made in Xero: decided for theirs only
+        url = limited_url(f"lookout_xero_xerocontactlink_{name}", link.pk, "EmailAddress")
+        assert client.post(url).status_code == 404
     link.refresh_from_db()
     assert link.state == "conflict" and not OutboxEntry.objects.exists()
     action = client.post(
@@ -643,7 +692,14 @@ def test_a_host_that_limits_staff_to_some_organisations_stays_limited(
     assert not XeroCredentialsLink.objects.filter(organisation=other).exists()
 
     # The other connection's own pages and buttons find nothing either.
-    for name in ("status", "sync_now", "credentials_link", "cancel_run", "retry_failed"):
+    for name in (
+        "status",
+        "sync_now",
+        "credentials_link",
+        "cancel_run",
+        "retry_failed",
+        "directions",
+    ):
         method = client.get if name == "status" else client.post
         assert (
             method(limited_url(f"lookout_xero_xeroconnection_{name}", connection.pk)).status_code

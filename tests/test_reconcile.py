@@ -249,11 +249,18 @@ def test_the_beat_schedule_ships_beside_the_routes_and_the_demo_uses_it():
     shipped = {entry["task"]: entry["schedule"] for entry in queues.BEAT_SCHEDULE.values()}
     assert shipped["lookout_xero.reconcile"].total_seconds() == 3600  # hourly by default
     assert set(shipped) <= set(queues.TASK_ROUTES)
-    beat_tasks = (tasks.sweep_outbox, tasks.check_alerts, tasks.reconcile, tasks.prune_logs)
+    beat_tasks = (
+        tasks.sweep_outbox,
+        tasks.check_alerts,
+        tasks.reconcile,
+        tasks.read_changes,
+        tasks.prune_logs,
+    )
     assert set(shipped) == {task.name for task in beat_tasks}
     demo = {e["task"]: e["schedule"] for e in django_settings.CELERY_BEAT_SCHEDULE.values()}
     assert set(demo) == set(shipped)
     assert demo["lookout_xero.reconcile"].total_seconds() == 300  # every few minutes
+    assert shipped["lookout_xero.read_changes"].total_seconds() == 300
 
 
 @pytest.mark.django_db(transaction=True)

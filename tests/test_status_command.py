@@ -106,7 +106,7 @@ def test_figures_in_the_line_and_the_json(xero):
     assert code == 0
     assert out.strip() == (
         "Kauri Arts | syncing | pending 1 (oldest 1h30m) | conflicts 0 | failures 0 | "
-        "last successful sync never | calls left today 4,321 | ok"
+        "waiting for a decision 0 | last successful sync never | calls left today 4,321 | ok"
     )
     [row] = json.loads(run_status("--json")[1])
     assert row["pending"] == 1 and 5390 <= row["oldest_pending_seconds"] <= 5420
@@ -181,4 +181,4 @@ def test_admin_needs_attention_filter_matches_xero_status(xero, admin_client):
     attention = {row["organisation"] for row in rows if row["needs_attention"]}
     assert listed("needs_attention=yes") == attention == {s.title() for s in NEEDS_ATTENTION}
     assert listed("needs_attention=no") == {s.title() for s in STATES} - attention
-    assert set(status.ATTENTION_KINDS) == {"error", "paused", "conflicts", "failures"}
+    assert set(status.ATTENTION_KINDS) == {"error", "paused", "conflicts", "failures", "decisions"}

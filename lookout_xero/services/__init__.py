@@ -10,14 +10,23 @@ belong in Xero), `calls` (a connection's client, and what Xero's refusals do to 
 (runs and the sync log) and `links` (what a match does to a link). Beat runs `sweep` (what an
 outage left behind), `retention`, and `reconcile`, which finds funders changed without a save
 (their Contact differs from what Xero last received) and queues them. `webhooks` stores
-Xero's events and reads the contacts they name; `bookkeeper` applies what the bookkeeper did
+Xero's events and reads the contacts they name, and `changes` reads what changed in Xero
+for connections without a webhook; `bookkeeper` applies what the bookkeeper did
 in Xero (merges, archives, GDPR requests, drift) to the links, for webhooks, write answers and
-full syncs alike. Work is enqueued through `lookout_xero.dispatch`, by task name: nothing here
+full syncs alike, and `corrections` what each field's direction makes of a drift (shown, or
+taken into the funder). Work is enqueued through `lookout_xero.dispatch`, by task name: nothing here
 imports `tasks`.
 """
 
 from .bookkeeper import review_links
 from .calls import RetryLater, StopDrain, client_for, record_connection_error
+from .changes import connections_to_read, read_changes
+from .corrections import (
+    directions_of,
+    keep_lookout_values,
+    set_directions,
+    take_xero_values,
+)
 from .drain import FollowUp, drain, drain_once, name_with_suffix, next_due_in
 from .enabled import clear as clear_enabled
 from .enabled import forget as forget_enabled
@@ -77,6 +86,8 @@ __all__ = [
     "check_credentials",
     "clear_enabled",
     "client_for",
+    "connections_to_read",
+    "directions_of",
     "discard_new_tenant",
     "drain",
     "drain_once",
@@ -85,6 +96,7 @@ __all__ = [
     "in_scope_funders",
     "is_archived",
     "is_membership",
+    "keep_lookout_values",
     "may_have_enabled_connection",
     "name_with_suffix",
     "next_due_in",
@@ -98,6 +110,7 @@ __all__ = [
     "queue_funder",
     "queue_funder_of_organisation",
     "react_to",
+    "read_changes",
     "receive_webhook",
     "reconcile",
     "record_connection_error",
@@ -106,11 +119,13 @@ __all__ = [
     "retry_failed",
     "review_links",
     "run_full_sync",
+    "set_directions",
     "start_full_sync",
     "start_preview",
     "stop_syncing",
     "stop_syncing_funder",
     "sweep",
+    "take_xero_values",
     "use_new_tenant",
     "waiting_for_a_person",
 ]

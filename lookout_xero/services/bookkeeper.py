@@ -10,7 +10,8 @@ the drain pushes it to the survivor.
 - Archived by someone else: the link is held ("Archived in Xero") until the contact is restored
   in Xero (syncing resumes by itself) or a person decides.
 - Under a GDPR request: held for good; only a person decides.
-- Drift: the fields Lookout last sent whose value in Xero differs, recorded on the link.
+- Drift: the fields Lookout last sent whose value in Xero differs, recorded on the link, or
+  taken into the funder where the connection lets Xero win that field (`corrections`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import logging
 from collections.abc import Callable, Iterable
 
 from django.db import transaction
-from django.utils import timezone
 
 from .. import conf, dispatch, mapping, wording
 from ..client import XeroClient, XeroContact
 from ..exceptions import XeroError
 from ..models import SyncLog, XeroConnection, XeroContactLink
 from .calls import StopDrain, pause_for_day_limit, record_connection_error
+from .corrections import review_drift
 from .outbox import queue_funder
 from .policy import Reaction, react_to
 from .records import write_log
@@ -138,7 +139,8 @@ def _review(connection, link: XeroContactLink, contacts: dict[str, XeroContact])
         _archived(connection, link)
         return False
     resumed = _active(connection, link)
-    _record_drift(connection, link, contact)
+    # Drift, and what each field's direction makes of it (taken into the funder, or shown).
+    review_drift(connection, link, contact)
     return followed or resumed
 
 
@@ -168,7 +170,7 @@ def _follow_merge(connection, link: XeroContactLink, merged: XeroContact, surviv
     # The survivor is someone's contact: fill it, never blank it (drain.FOUND_IN_XERO).
     link.keeps_own_number = bool(survivor.contact_number) and survivor.contact_number != own_number
     link.payload_hash, link.sent_fields, link.last_sent = "", [], {}
-    link.drift, link.drift_seen_at = {}, None
+    link.drift, link.drift_seen_at, link.decision_since = {}, None, None
     link.merged_into, link.archived_by, link.conflict_candidates = "", "", []
     link.state, link.last_error = State.PENDING, ""
     link.save()
@@ -209,19 +211,6 @@ def _active(connection, link: XeroContactLink) -> bool:
         link.xero_contact_status, link.archived_by = mapping.ACTIVE, ""
         link.save(update_fields=["xero_contact_status", "archived_by", "updated_at"])
     return False
-
-
-def _record_drift(connection, link: XeroContactLink, contact: XeroContact) -> None:
-    """Which fields Lookout sent differ in Xero now. Shown, never written back to the funder."""
-    if not link.last_sent or link.state in link.HELD_STATES:
-        return
-    found = mapping.drift(link.last_sent, contact.profile)
-    if found == link.drift:
-        return
-    link.drift, link.drift_seen_at = found, timezone.now() if found else None
-    link.save(update_fields=["drift", "drift_seen_at", "updated_at"])
-    if found:
-        _log(connection, link, Outcome.DRIFT, wording.drifted(found))
 
 
 def _candidate(contact: XeroContact) -> dict:

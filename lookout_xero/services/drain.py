@@ -19,7 +19,7 @@ from ..exceptions import XeroError, XeroValidationError
 from ..fields import UndecryptableError
 from ..matching import ContactIndex
 from ..models import OutboxEntry, SyncLog, SyncRun, XeroConnection, XeroContactLink
-from .bookkeeper import review_after_write
+from .bookkeeper import review_after_write, review_links
 from .calls import (
     RetryLater,
     StopDrain,
@@ -29,6 +29,7 @@ from .calls import (
     record_undecryptable,
     remember_limits,
 )
+from .corrections import LOOKOUT, directions_of, held
 from .lease import Lease, LeaseLost, seconds_until_free
 from .links import link_to_contact, record_conflict
 from .pacing import Pacer
@@ -174,6 +175,8 @@ class _Item:
     warnings: list[str] = field(default_factory=list)
     # Xero's answer shows a status this push did not set (archived or GDPR in Xero).
     surprised: bool = False
+    # An unchanged item whose link learnt something worth saving (`_is_unchanged`).
+    link_changed: bool = False
 
 
 def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[OutboxEntry]) -> None:
@@ -196,11 +199,46 @@ def _push_batch(connection: XeroConnection, client: XeroClient, entries: list[Ou
         else:
             batch.append(item)
     _finish_items(connection, settled)
+    if batch and reads_before_writing(connection):
+        batch = _read_before_write(connection, client, batch)
     if batch:
         _send_batch(connection, client, batch)
     # Entries can also leave without an outcome (funder deleted or out of scope meanwhile).
     for run_id in {entry.run_id for entry in entries if entry.run_id}:
         complete_run_if_done(run_id)
+
+
+def reads_before_writing(connection: XeroConnection) -> bool:
+    """A connection where some field is not Lookout's reads its contacts before updating them:
+    a correction made in Xero that no webhook or read has reported yet must not be overwritten
+    (it is taken, or waits for a person, first)."""
+    return any(direction != LOOKOUT for direction in directions_of(connection).values())
+
+
+def _read_before_write(connection, client, batch: list[_Item]) -> list[_Item]:
+    """Read the contacts this batch updates (one GET per 50) and apply what Xero shows. Items
+    whose link learnt something (a value taken or waiting, a merge, a hold) leave the batch and
+    stay queued: the next pass prepares them afresh, from what is now known."""
+    updates = [item for item in batch if item.outcome == Outcome.UPDATED and item.link.last_sent]
+    if not updates:
+        return batch
+    try:
+        read = client.get_contacts_by_ids([item.link.xero_contact_id for item in updates])
+    except XeroError as exc:
+        _handle_request_error(connection, [item.entry for item in batch], exc)
+        return []
+    before = {id(item): _known(item.link) for item in updates}
+    review_links(
+        connection,
+        [item.link for item in updates],
+        {contact.contact_id: contact for contact in read},
+        fetch=client.get_contacts_by_ids,
+    )
+    return [item for item in batch if before.get(id(item), _known(item.link)) == _known(item.link)]
+
+
+def _known(link: XeroContactLink) -> tuple:
+    return (link.xero_contact_id, link.state, link.drift, link.last_sent)
 
 
 def _load_items(connection: XeroConnection, entries: list[OutboxEntry]) -> list[_Item]:
@@ -268,12 +306,38 @@ def _needs_look_up(item: _Item) -> bool:
 
 
 def _is_unchanged(item: _Item) -> bool:
-    """Xero already has exactly this (same payload hash as the last successful push)."""
+    """Xero already has exactly this: the same payload hash as the last successful push, or
+    every value it would send is one Xero holds (a value taken from Xero, `_xero_holds`)."""
     if item.outcome != Outcome.ARCHIVED:
         _prepare_upsert(item)
     item.sent_hash = mapping.payload_hash(item.sent)
-    return (
-        item.sent_hash == item.link.payload_hash and item.link.state == XeroContactLink.State.SYNCED
+    if item.link.state != XeroContactLink.State.SYNCED:
+        return False
+    if item.sent_hash == item.link.payload_hash:
+        return True
+    if _xero_holds(item):
+        # Remembered, so the next save's check is the plain hash comparison again.
+        item.link.payload_hash = item.sent_hash
+        item.link_changed = True
+        return True
+    return False
+
+
+def _xero_holds(item: _Item) -> bool:
+    """Every value this update would send is what Lookout knows Xero holds: its last push,
+    with the values taken from Xero since (`corrections`), and Xero's own for the fields held.
+
+    This is what stops a value taken from Xero from going back to Xero: the funder's save
+    changes its payload (so its hash), not what Xero holds. Only an ordinary update qualifies:
+    a forced push (`payload_hash` cleared), a restore or a first push always goes.
+    """
+    link = item.link
+    if item.outcome != Outcome.UPDATED or item.message or not link.payload_hash:
+        return False
+    known = {**link.last_sent, **held(link)}
+    return all(
+        mapping.same_text(value, known.get(path, ""))
+        for path, value in mapping.profile_values(item.sent).items()
     )
 
 
@@ -405,6 +469,8 @@ def _prepare_upsert(item: _Item) -> None:
         payload = mapping.fill_not_blank(payload, link.sent_fields)
     if link.keeps_own_number:
         payload = {key: value for key, value in payload.items() if key != "ContactNumber"}
+    # Fields waiting for a person's decision get Xero's own value: nothing is written to them.
+    payload = mapping.hold(payload, held(link))
     # Only a restore sets ContactStatus: an ordinary update leaves it to whoever set it.
     status = mapping.ACTIVE if item.outcome == Outcome.RESTORED else ""
     item.sent = mapping.with_identity(payload, contact_id=link.xero_contact_id, status=status)
@@ -482,8 +548,14 @@ def _apply_result(item: _Item, result: ItemResult) -> None:
             link.payload_hash = item.sent_hash
             # Once Lookout has set a field, it owns it: it stays sent, cleared or not.
             link.sent_fields = sorted(set(link.sent_fields) | set(mapping.filled_fields(item.sent)))
-            link.last_sent = mapping.profile_values(item.sent)
-            link.drift, link.drift_seen_at = {}, None  # Xero has Lookout's values again
+            waiting = held(link)
+            # Held fields were sent as Xero has them: what Lookout sent before still stands.
+            before = {path: link.last_sent[path] for path in waiting if path in link.last_sent}
+            link.last_sent = {**mapping.profile_values(item.sent), **before}
+            # Xero has Lookout's values again, except where a person is yet to decide.
+            link.drift = {path: v for path, v in link.drift.items() if path in waiting}
+            link.drift_seen_at = link.drift_seen_at if link.drift else None
+            link.decision_since = link.decision_since if link.drift else None
         if item.outcome == Outcome.RESTORED:
             link.archived_by = ""
         link.state = XeroContactLink.State.SYNCED
@@ -531,7 +603,7 @@ def _finish_items(connection: XeroConnection, items: list[_Item]) -> None:
     )
     with transaction.atomic():
         for item in items:
-            if item.outcome != Outcome.UNCHANGED:
+            if item.outcome != Outcome.UNCHANGED or item.link_changed:
                 item.link.save()
         _clear_entries([item.entry for item in items])
     _count_in_runs(items)

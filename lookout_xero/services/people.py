@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from .. import conf, dispatch, wording
+from .. import conf, dispatch, mapping, wording
 from ..audit import record as record_audit
 from ..client import Credentials, XeroClient
 from ..exceptions import (
@@ -27,6 +27,7 @@ from ..models import (
     XeroContactLink,
     XeroPendingCredentials,
 )
+from .corrections import held, keep_lookout_values
 from .outbox import queue_funder
 from .records import write_log
 from .switch import start_full_sync
@@ -295,6 +296,7 @@ def _forget_links(connection: XeroConnection) -> None:
         merged_into="",
         drift={},
         drift_seen_at=None,
+        decision_since=None,
     )
     links.exclude(state=XeroContactLink.State.IGNORED).update(state=XeroContactLink.State.PENDING)
     write_log(
@@ -308,8 +310,9 @@ def _forget_links(connection: XeroConnection) -> None:
 # --- what a person decides about the bookkeeper's changes in Xero -----------------------------
 
 
-def push_profile_now(links) -> int:
-    """Send Lookout's profile now, even unchanged since the last push (it overrides drift).
+def push_profile_now(links, *, user=None) -> int:
+    """Send Lookout's profile now, even unchanged since the last push (it overrides drift: a
+    field waiting for a decision is decided for Lookout, `keep_lookout_values`).
 
     Held links (archived or merged in Xero, GDPR) are not written: they need their own decision.
     """
@@ -317,6 +320,9 @@ def push_profile_now(links) -> int:
     for link in links:
         if link.is_held or link.state == XeroContactLink.State.IGNORED:
             continue
+        if link.decision_since is not None:
+            waiting = {mapping.field_of(path) for path in held(link)}
+            keep_lookout_values(link, sorted(waiting), user=user)
         XeroContactLink.objects.filter(pk=link.pk).update(payload_hash="")
         queued += push_now(link.connection, [link.funder_id])
     return queued

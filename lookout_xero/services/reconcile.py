@@ -28,8 +28,10 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 500
 
-# What `drain.would_write` reads of a link: the profile and drift it keeps are not needed.
+# What `drain.would_write` reads of a link. Its drift says which fields are held for a person
+# (usually none: `{}`); `last_sent` is read (one query) only for a funder whose hash differs.
 LINK_FIELDS = (
+    "drift",
     "funder_id",
     "state",
     "xero_contact_id",

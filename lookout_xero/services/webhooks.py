@@ -152,7 +152,8 @@ def _process(connection_id: int, lease: Lease) -> float | None:
             .select_related("funder")
         )
         if links:  # events of contacts Lookout has not linked cost nothing
-            client = client or client_for(connection, before_request=_hook(connection_id, lease))
+            paced = lease_and_pace(connection_id, lease)
+            client = client or client_for(connection, before_request=paced)
             try:
                 _apply(connection, client, links)
             except RetryLater as later:
@@ -170,7 +171,7 @@ def _apply(connection: XeroConnection, client: XeroClient, links: list) -> None:
     review_links(connection, links, contacts, fetch=client.get_contacts_by_ids)
 
 
-def _hook(connection_id: int, lease: Lease):
+def lease_and_pace(connection_id: int, lease: Lease):
     """Before each call: renew the lease, then keep under Xero's minute limit (as the drain
     does: end the pass and come back after the wait, rather than hold a worker)."""
 

@@ -31,7 +31,8 @@ class Command(BaseCommand):
     requires_system_checks = []
     help = (
         "One line per Xero connection: organisation, state, pending changes and the oldest one's "
-        "age, conflicts, failures, last successful sync, Xero calls left today. Exits 1 when an "
+        "age, conflicts, failures, funders waiting for a decision on a change made in Xero, "
+        "last successful sync, Xero calls left today. Exits 1 when an "
         "enabled connection needs attention."
     )
 
@@ -92,6 +93,7 @@ def _row(connection: XeroConnection, now) -> dict:
         "oldest_pending_seconds": round((now - oldest).total_seconds()) if oldest else None,
         "conflicts": connection.lx_conflicts,
         "failures": connection.lx_failed,
+        "waiting_for_decision": connection.lx_decisions,
         "last_synced_at": connection.last_synced_at.isoformat()
         if connection.last_synced_at
         else None,
@@ -123,6 +125,7 @@ def plain_line(row: dict) -> str:
             pending,
             f"conflicts {row['conflicts']}",
             f"failures {row['failures']}",
+            f"waiting for a decision {row['waiting_for_decision']}",
             f"last successful sync {last_sync}",
             f"calls left today {calls_text}",
             verdict,

@@ -61,6 +61,7 @@ LOOKOUT_XERO = {
     "MEMBERSHIP_VALUE": "member",
     "ARCHIVED_FIELD": "is_archived",
     "MAPPING": f"{CRM}.mapping.map_member",
+    "REVERSE_MAPPING": f"{CRM}.mapping.unmap_member",
     "CONTACT_NUMBER_PREFIX": "CLUB-M",
     "DEFAULT_SCOPE": "accounting.contacts accounting.settings.read",
     "CONFLICT_NAME_SUFFIX": " [{n}]",
