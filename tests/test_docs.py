@@ -103,8 +103,9 @@ def test_the_module_tables_name_every_module():
         named |= set(re.findall(r"`([\w.]+)`", row[0]))
     package = ROOT / "lookout_xero"
     modules = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
-    modules |= {f"services.{p.stem}" for p in (package / "services").glob("*.py")}
-    modules -= {"services.__init__"}
+    for subpackage in ("services", "templatetags"):
+        modules |= {f"{subpackage}.{p.stem}" for p in (package / subpackage).glob("*.py")}
+    modules -= {"services.__init__", "templatetags.__init__"}
     modules |= {"services", "management.commands", "testing.fake_xero"}
     assert sorted(modules - named) == []
     assert sorted(named - modules) == []
