@@ -239,7 +239,7 @@ def check_host_fields(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     elif not isinstance(field, models.BooleanField):
         error("ARCHIVED_FIELD", f"{label}.{field.name} is not a BooleanField.", "lookout_xero.E024")
 
-    _check_reverse_mapping(funders, label, error)
+    _check_reverse_mapping(funders, label, error, errors)
     try:
         mapping = import_string(conf.get("MAPPING"))
     except ImportError:
@@ -259,8 +259,13 @@ def check_host_fields(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return errors
 
 
-def _check_reverse_mapping(funders, label: str, error) -> None:
-    """REVERSE_MAPPING: callable, and the default one only on a model with the demo's fields."""
+def _check_reverse_mapping(funders, label: str, error, warnings: list) -> None:
+    """REVERSE_MAPPING: callable, and the default one only on a model with the demo's fields.
+
+    The default on another model is a warning, not an error: a host that had set MAPPING
+    before directions existed keeps passing `check`, and until it sets REVERSE_MAPPING a value
+    taken from Xero into a field its funder lacks is refused and waits for a person.
+    """
     try:
         reverse = import_string(conf.get("REVERSE_MAPPING"))
     except ImportError:
@@ -274,13 +279,17 @@ def _check_reverse_mapping(funders, label: str, error) -> None:
     elif conf.get("REVERSE_MAPPING") == conf.DEFAULTS["REVERSE_MAPPING"]:
         missing = [f for f in DEFAULT_MAPPING_FIELDS if _field(funders, f) is None]
         if missing:
-            error(
-                "REVERSE_MAPPING",
-                f"the default reverse mapping writes fields {label} does not have "
-                f"({', '.join(missing)}).",
-                "lookout_xero.E028",
-                hint="Point REVERSE_MAPPING at the host's own function of (contact fields, "
-                "funder) returning {funder field: value} (see lookout_xero.mapping.unmap_funder).",
+            warnings.append(
+                checks.Warning(
+                    f"LOOKOUT_XERO['REVERSE_MAPPING'] = {conf.get('REVERSE_MAPPING')!r}: the "
+                    f"default reverse mapping writes fields {label} does not have "
+                    f"({', '.join(missing)}); a value taken from Xero into one of them is "
+                    "refused and waits for a person.",
+                    hint="Point REVERSE_MAPPING at the host's own function of (contact fields, "
+                    "funder) returning {funder field: value} (see "
+                    "lookout_xero.mapping.unmap_funder), or at one returning {} to take nothing.",
+                    id="lookout_xero.W028",
+                )
             )
 
 

@@ -91,7 +91,7 @@ def test_the_default_mapping_on_a_model_without_its_fields():
     ):
         ids = sorted(message.id for message in check_host_fields())
         # groups is a ManyToMany, not a ForeignKey; User has first_name, last_name and email only.
-        assert ids == ["lookout_xero.E020", "lookout_xero.E026", "lookout_xero.E028"]
+        assert ids == ["lookout_xero.E020", "lookout_xero.E026", "lookout_xero.W028"]
         [mapping] = messages("lookout_xero.E026")
         assert "(name, tax_number, phone, mobile," in mapping and "first_name" not in mapping
 

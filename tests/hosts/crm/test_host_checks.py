@@ -43,5 +43,5 @@ def test_every_demo_default_is_caught_on_this_host():
         "lookout_xero.E022",
         "lookout_xero.E024",
         "lookout_xero.E026",
-        "lookout_xero.E028",
+        "lookout_xero.W028",
     ]
