@@ -19,6 +19,42 @@ from tests.schema import assert_valid_contact_requests
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# A test that asks for none of these (nor the django_db mark) cannot reach the test database:
+# pytest-django refuses it any query.
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "django_db_setup",
+    "live_server",
+}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="deselect the tests that use no database (a pass on a second database runs only "
+        "what that database can change; scripts/test.sh runs the others once, on SQLite)",
+    )
+
+
+def uses_database(item) -> bool:
+    return bool(
+        item.get_closest_marker("django_db")
+        or DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--database-tests-only"):
+        return
+    deselected = [item for item in items if not uses_database(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if uses_database(item)]
+
 
 @pytest.fixture(scope="session")
 def xero_server():
