@@ -153,6 +153,7 @@ class FakeXero:
         self._orgs: dict[str, FakeOrg] = {}
         self._tokens: dict[str, _Token] = {}
         self._faults: list[_Fault] = []
+        self._delays: list[Delay] = []  # every hold since the last reset, spent or not
         self._misbehaviour: Misbehaviour | None = None
         self._server = _Server((host, port), _Handler, self)
         self._thread: threading.Thread | None = None
@@ -248,9 +249,9 @@ class FakeXero:
             self._tokens.clear()
             self._limiter.reset()
             with self._log_lock:
-                for fault in self._faults:
-                    if fault.delay is not None:
-                        fault.delay.release()  # a request still held answers now
+                for delay in self._delays:
+                    delay.release()  # a request still held answers now
+                self._delays.clear()
                 self._faults.clear()
                 self._misbehaviour = None
                 self.requests.clear()
@@ -361,6 +362,8 @@ class FakeXero:
         """Hold the answer to each of the next ``times`` matching requests for ``seconds``, or
         until the returned `Delay` is released, whichever comes first."""
         delay = Delay()
+        with self._log_lock:
+            self._delays.append(delay)
         self._add_fault(
             _Fault(
                 kind="delay",
