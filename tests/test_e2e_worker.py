@@ -233,7 +233,7 @@ def test_disabling_mid_full_sync_stops_it_at_the_next_batch(worker, xero, organi
     # mid-way however busy the machine is: 8 writes of 50 were to come.
     held = xero.delay_next(60, times=20, method="POST")
     connection = make_connection(organisation, enabled=True)
-    wait_until(lambda: [r for r in xero.requests_for(CLIENT_ID) if r.method == "POST"], timeout=30)
+    wait_until(lambda: [r for r in contact_calls(xero) if r.method == "POST"], timeout=30)
     connection.enabled = False
     connection.save()
     assert SyncRun.objects.get().status == "cancelled"  # by the save itself
