@@ -1,9 +1,10 @@
 # Two commands for a new user: `make demo` and `make test`. Everything installs into .venv.
+# `make test-all` is what CI runs: `make test`, then what is slow by nature (scripts/test.sh).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install lint bench bench-production bench-smoke bench-save-cost bench-reconcile wheel-check test-releases
+.PHONY: demo test test-all install lint bench bench-production bench-smoke bench-save-cost bench-reconcile wheel-check test-releases
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,9 @@ demo: install
 test: install
 	bash scripts/test.sh
 
+test-all: install
+	bash scripts/test.sh --all
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -31,8 +35,8 @@ bench: install
 wheel-check: install
 	bash scripts/wheel_check.sh
 
-# The suite less its crash-recovery tests on Django 6.0 and 6.1, each in its own virtualenv
-# (noxfile.py; `$(VENV)/bin/nox -s tests-5.2` for 5.2). `make test` runs everything on 5.2.
+# The suite less its slow tests on Django 6.0 and 6.1, each in its own virtualenv
+# (noxfile.py; `$(VENV)/bin/nox -s tests-5.2` for 5.2). `make test-all` runs everything on 5.2.
 test-releases: install
 	$(VENV)/bin/nox -s tests-6.0 tests-6.1
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -80,7 +79,6 @@ class Visited:
 def test_connect_preview_enable_watch_and_resolve_a_conflict(
     page, worker, xero, organisation, django_user_model
 ):
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     org = xero.add_organisation(CLIENT_ID, CLIENT_SECRET, name="Harbour Trust Ltd")
@@ -120,24 +118,24 @@ def test_connect_preview_enable_watch_and_resolve_a_conflict(
     expect(report.locator('[data-lx-count="conflict"]')).to_have_text("0")
     seen.keep("preview report")
 
-    # Enable and save: the page stays, and the bar fills without a reload.
-    # Slow Xero down (one read, three writes) so the bar is seen part-way.
-    xero.delay_next(1.2, times=4, path_contains="/Contacts")
+    # Enable and save: the page stays, and the bar fills without a reload. Xero answers the
+    # first of the three writes and holds the other two until the bar has been seen part-way.
+    xero.delay_next(0, method="POST")
+    held = xero.delay_next(60, times=2, method="POST")
     page.check("#id_enabled")
     page.click("input[name=_save]")
     expect(page.locator(".messagelist")).to_contain_text("a full sync of all unarchived")
     assert page.url == connection_url
     page.evaluate("window.lxSamePage = true")
     percent = page.locator('[data-lx-field="run.percent"]')
-    # (On a very fast machine the bar is full before it is seen part-way: then it shows 100%.)
-    with contextlib.suppress(PlaywrightTimeout):
-        page.wait_for_function(
-            "() => { const p = +document.querySelector('[data-lx-field=\"run.percent\"]')"
-            ".textContent; return p > 0 && p < 100; }",
-            timeout=8_000,
-        )
-        page.wait_for_timeout(500)  # let the bar's width transition finish
+    page.wait_for_function(
+        "() => { const p = +document.querySelector('[data-lx-field=\"run.percent\"]')"
+        ".textContent; return p > 0 && p < 100; }",
+        timeout=15_000,
+    )
+    page.wait_for_timeout(500)  # let the bar's width transition finish
     page.screenshot(path=str(SCREENSHOTS / "connection.png"), full_page=True)
+    held.release()
     expect(percent).to_have_text("100", timeout=30_000)
     expect(page.locator('[data-lx-field="run.status_label"]')).to_have_text("Completed")
     expect(page.locator('[data-lx-field="run.created"]')).to_have_text(str(FUNDERS))

@@ -15,7 +15,8 @@ from django.db import transaction
 from lookout_xero.models import OutboxEntry, SyncRun
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder, wait_until
 
-pytestmark = pytest.mark.worker
+# Each waits out the production lease: about 50 s, so `make test-all` runs them, not `make test`.
+pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 RECOVERY_BOUND = 90  # seconds, from the kill until every funder is in Xero
 HOLD = 15  # seconds the fake Xero holds the answer the killed worker was waiting for

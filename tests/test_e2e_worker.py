@@ -229,15 +229,16 @@ def test_disabling_mid_full_sync_stops_it_at_the_next_batch(worker, xero, organi
             for i in range(400)
         ]
     )
-    # A slow Xero (each write held 2 s), so the test catches the sync mid-way even on a busy
-    # machine: 8 writes of 50 leave a 14 s window after the first.
-    xero.delay_next(2.0, times=20, method="POST")
+    # Xero holds its writes until the connection is disabled, so the test catches the sync
+    # mid-way however busy the machine is: 8 writes of 50 were to come.
+    held = xero.delay_next(60, times=20, method="POST")
     connection = make_connection(organisation, enabled=True)
-    wait_until(lambda: len(org.contacts) >= 50, timeout=30)
+    wait_until(lambda: [r for r in contact_calls(xero) if r.method == "POST"], timeout=30)
     connection.enabled = False
     connection.save()
     assert SyncRun.objects.get().status == "cancelled"  # by the save itself
     seen = len(xero.requests_for(CLIENT_ID))
+    held.release()  # the write in flight is answered
     # The drain notices at its next batch, drops the outbox and lets its lease go.
     wait_until(
         lambda: (
@@ -304,7 +305,7 @@ def test_a_full_sync_counts_a_funder_whose_push_was_in_flight_when_it_was_queued
     funder = make_funder(organisation, "Kea Trust", phone="555 0101")
     make_connection(organisation, enabled=True)
     wait_until(lambda: SyncRun.objects.filter(status=SyncRun.Status.COMPLETED).count() == 1)
-    xero.delay_next(10, method="POST")  # long enough for the run to plan meanwhile
+    held = xero.delay_next(60, method="POST")  # held until the run has planned meanwhile
     funder.phone = "555 0202"
     funder.save()
 
@@ -317,6 +318,7 @@ def test_a_full_sync_counts_a_funder_whose_push_was_in_flight_when_it_was_queued
     run = SyncRun.objects.latest("pk")
     wait_until(lambda: SyncRun.objects.filter(pk=run.pk, planned_at__isnull=False).exists())
     assert post.answered_at is None, "the run was planned after the push it races had ended"
+    held.release()
 
     run = wait_until(
         lambda: SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.COMPLETED).first(),

@@ -217,7 +217,10 @@ def loopback_servers():
         server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
         server.seen = []
         server.redirect_to = ""
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # (A short poll: shutdown() waits for one, half a second by default.)
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         servers.append(server)
     redirecting, elsewhere = servers
     redirecting.redirect_to = f"http://127.0.0.1:{elsewhere.server_address[1]}"

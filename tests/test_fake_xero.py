@@ -467,7 +467,7 @@ def test_concurrent_limit_gives_429_without_retry_after() -> None:
             auth=(CLIENT_ID, CLIENT_SECRET),
         ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        fake.delay_next(0.5, times=2)
+        held = fake.delay_next(30, times=2)
         statuses: list[int] = []
         slow = [
             threading.Thread(
@@ -481,12 +481,45 @@ def test_concurrent_limit_gives_429_without_retry_after() -> None:
             thread.start()
         assert fake.wait_for(lambda f: f.org(CLIENT_ID).in_flight == 2, timeout=2)
         refused = requests.get(contacts_url(fake), headers=headers)
+        held.release()
         for thread in slow:
             thread.join()
     assert refused.status_code == 429
     assert refused.headers["X-Rate-Limit-Problem"] == "concurrent"
     assert "Retry-After" not in refused.headers
     assert statuses == [200, 200]
+
+
+def test_a_delay_holds_the_answer_for_its_seconds_or_until_released(
+    fake: FakeXero, api: requests.Session
+) -> None:
+    started = time.monotonic()
+    fake.delay_next(0.3)
+    assert api.get(contacts_url(fake), timeout=5).status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+    held = fake.delay_next(30, times=2)
+    answers: list[int] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(api.get(contacts_url(fake), timeout=10).status_code)
+    )
+    thread.start()
+    assert fake.wait_for(lambda f: f.org(CLIENT_ID).in_flight == 1, timeout=2)
+    assert answers == []  # held
+    held.release()
+    thread.join(5)
+    assert answers == [200]
+    started = time.monotonic()
+    api.get(contacts_url(fake), timeout=5)  # the second match: released, so not held
+    assert time.monotonic() - started < 5
+
+    fake.delay_next(30)
+    thread = threading.Thread(target=lambda: api.get(contacts_url(fake), timeout=10))
+    thread.start()
+    assert fake.wait_for(lambda f: f.org(CLIENT_ID).in_flight == 1, timeout=2)
+    fake.reset()  # a request still held is answered, not left for the next test
+    thread.join(5)
+    assert not thread.is_alive()
 
 
 def test_request_log_and_reset(fake: FakeXero, api: requests.Session) -> None:

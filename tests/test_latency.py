@@ -15,7 +15,6 @@ from project.funders.models import Organisation
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, make_connection, make_funder, wait_until
 
 BACKLOG_ORGS = 8
-HOLD = 2.0  # seconds the fake Xero holds each backlog write, so the backlog outlasts the edit
 
 
 @pytest.mark.django_db(transaction=True)
@@ -57,14 +56,16 @@ def test_an_edit_drain_overtakes_the_drains_of_full_sync_backlogs(worker, xero, 
         for funder in funders:
             services.queue_funder(connection.pk, funder.pk)
         backlog.append(connection.pk)
-    xero.delay_next(HOLD, times=BACKLOG_ORGS + 1, method="POST")
+    # Xero holds the backlog's writes until the edit is queued, so the backlog outlasts it.
+    held = xero.delay_next(60, times=BACKLOG_ORGS + 1, method="POST")
     for connection_id in backlog:
         dispatch.send(dispatch.DRAIN_OUTBOX, connection_id)
     # The worker's two processes are busy with the first backlog drains; the rest wait.
-    wait_until(lambda: len(posts(xero)) >= 1, timeout=30)
+    wait_until(lambda: len(posts(xero)) >= 2, timeout=30)
 
     with transaction.atomic():
         make_funder(organisation, "Edited meanwhile", email="edit@example.org")
+    held.release()
 
     wait_until(lambda: len(posts(xero)) == BACKLOG_ORGS + 1, timeout=120, interval=0.2)
     order = [record.client_id for record in posts(xero)]

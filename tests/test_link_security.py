@@ -353,7 +353,7 @@ def test_a_connection_disabled_during_the_check_stays_disabled(organisation, xer
     XeroConnection.objects.filter(pk=connection.pk).update(enabled=True)
     link, _ = credentials.create_link(organisation)
     org.client_secret = "rotated-secret-2222"
-    xero.delay_next(1.5, path_contains="/connect/token")
+    held = xero.delay_next(30, path_contains="/connect/token")
     results = []
 
     def customer() -> None:
@@ -370,6 +370,7 @@ def test_a_connection_disabled_during_the_check_stays_disabled(organisation, xer
     team = XeroConnection.objects.get(pk=connection.pk)
     team.enabled = False  # the team switches the sync off while Xero is being asked
     team.save()
+    held.release()
     submission.join(10)
     assert results and results[0].accepted
     connection.refresh_from_db()

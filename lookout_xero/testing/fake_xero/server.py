@@ -49,6 +49,21 @@ class _Token:
     expires_at: float
 
 
+class Delay:
+    """What `FakeXero.delay_next` returns: `release()` answers the requests it holds at once,
+    and lets the rest of its matches through without waiting. A test waits on what it is
+    waiting for, not on the clock, and ends the hold when it has seen it."""
+
+    def __init__(self) -> None:
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def hold(self, seconds: float) -> None:
+        self._released.wait(seconds)
+
+
 @dataclass
 class _Fault:
     kind: str  # "fail", "drop" or "delay"
@@ -60,6 +75,7 @@ class _Fault:
     content_type: str = "text/plain"
     headers: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    delay: Delay | None = None
     after_processing: bool = False
     # Only requests with a query value containing this (decoded), e.g. a `where` or `searchTerm`.
     query_contains: str = ""
@@ -137,6 +153,7 @@ class FakeXero:
         self._orgs: dict[str, FakeOrg] = {}
         self._tokens: dict[str, _Token] = {}
         self._faults: list[_Fault] = []
+        self._delays: list[Delay] = []  # every hold since the last reset, spent or not
         self._misbehaviour: Misbehaviour | None = None
         self._server = _Server((host, port), _Handler, self)
         self._thread: threading.Thread | None = None
@@ -232,6 +249,9 @@ class FakeXero:
             self._tokens.clear()
             self._limiter.reset()
             with self._log_lock:
+                for delay in self._delays:
+                    delay.release()  # a request still held answers now
+                self._delays.clear()
                 self._faults.clear()
                 self._misbehaviour = None
                 self.requests.clear()
@@ -338,8 +358,12 @@ class FakeXero:
         times: int = 1,
         path_contains: str = "/Contacts",
         method: str | None = None,
-    ) -> None:
-        """Sleep ``seconds`` before answering the next ``times`` matching requests."""
+    ) -> Delay:
+        """Hold the answer to each of the next ``times`` matching requests for ``seconds``, or
+        until the returned `Delay` is released, whichever comes first."""
+        delay = Delay()
+        with self._log_lock:
+            self._delays.append(delay)
         self._add_fault(
             _Fault(
                 kind="delay",
@@ -347,8 +371,10 @@ class FakeXero:
                 path_contains=path_contains,
                 method=method,
                 seconds=seconds,
+                delay=delay,
             )
         )
+        return delay
 
     def misbehave(
         self,
@@ -438,8 +464,8 @@ class FakeXero:
 
     def _maybe_delay(self, record: RecordedRequest) -> None:
         fault = self._take_fault(("delay",), record.method, record.path, record.query)
-        if fault is not None:
-            time.sleep(fault.seconds)
+        if fault is not None and fault.delay is not None:
+            fault.delay.hold(fault.seconds)
 
     def _client_id_for(self, headers: dict[str, str], form: dict[str, list[str]]) -> str | None:
         """Best-effort org for the request log: from the bearer token or token credentials."""
