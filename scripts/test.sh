@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test` runs this script; `make test-all` runs it with --all.
+# `make test` runs this script; `make test-all` runs `make test`, then this script with
+# --slow-only (what --all adds). `bash scripts/test.sh --all` runs both in one go.
 #
 # make test: ruff, the migrations checks, then the suite less its `slow` tests on SQLite and, at
 # the same time, on PostgreSQL: real Celery workers, the fake Xero over HTTP and the admin in
@@ -24,11 +25,12 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 mkdir -p var
 
-all=false
-if [ "${1:-}" = "--all" ]; then
-  all=true
-  shift
-fi
+all=false  # the slow parts as well
+fast=true  # lint and the suite less its slow tests
+case "${1:-}" in
+  --all) all=true; shift ;;
+  --slow-only) all=true; fast=false; shift ;;
+esac
 PG_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/lookout_xero}
 REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 REDIS_URL_PG=${TEST_REDIS_URL_POSTGRES:-redis://127.0.0.1:6379/14}
@@ -123,13 +125,15 @@ both() {  # label pytest-arguments...
   done
 }
 
-part "lint and migrations"
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
-"$PY" manage.py makemigrations --check --dry-run >/dev/null
-DJANGO_SETTINGS_MODULE=tests.hosts.crm.settings "$PY" -m django makemigrations --check --dry-run \
-  >/dev/null
-part_done
+if [ "$fast" = "true" ]; then
+  part "lint and migrations"
+  .venv/bin/ruff check .
+  .venv/bin/ruff format --check .
+  "$PY" manage.py makemigrations --check --dry-run >/dev/null
+  DJANGO_SETTINGS_MODULE=tests.hosts.crm.settings "$PY" -m django makemigrations --check \
+    --dry-run >/dev/null
+  part_done
+fi
 
 broker=$(broker_for "$REDIS_URL")
 broker_pg=$(broker_for "$REDIS_URL_PG")
@@ -141,7 +145,9 @@ else
   echo "PostgreSQL not reachable: SQLite only."
 fi
 
-both "the suite less its slow tests" -m "not slow" "${PYTEST_ARGS[@]}"
+if [ "$fast" = "true" ]; then
+  both "the suite less its slow tests" -m "not slow" "${PYTEST_ARGS[@]}"
+fi
 [ "$all" = "true" ] || exit 0
 
 both "the slow tests" -m slow "${PYTEST_ARGS[@]}"
