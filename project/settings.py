@@ -6,6 +6,7 @@ broker, also under var/.
 
 from pathlib import Path
 
+import django
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
@@ -118,8 +119,21 @@ LOGIN_URL = "admin:login"
 
 # --- e-mail (the Lookout team's alerts) ----------------------------------------------------
 # The console by default, so the demo prints its alerts; the file backend writes to EMAIL_FILE_PATH.
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
-EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+_email_backend = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+_email_file_path = env("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+if django.VERSION >= (6, 1):
+    # Django 6.1 replaces EMAIL_BACKEND and EMAIL_FILE_PATH with MAILERS (and refuses both at
+    # once); the demo's environment variables keep their names on every release.
+    _file_based = _email_backend == "django.core.mail.backends.filebased.EmailBackend"
+    MAILERS = {
+        "default": {
+            "BACKEND": _email_backend,
+            "OPTIONS": {"file_path": _email_file_path} if _file_based else {},
+        }
+    }
+else:
+    EMAIL_BACKEND = _email_backend
+    EMAIL_FILE_PATH = _email_file_path
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="lookout-xero@localhost")
 
 # --- Celery -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import django
 import pytest
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
@@ -251,12 +252,20 @@ class BrokenBackend(BaseEmailBackend):
         raise ConnectionRefusedError("mail server down")
 
 
+def use_mail_backend(settings, backend: str) -> None:
+    """Django 6.1 names the backend in MAILERS, and refuses EMAIL_BACKEND beside it."""
+    if django.VERSION >= (6, 1):
+        settings.MAILERS = {"default": {"BACKEND": backend}}
+    else:
+        settings.EMAIL_BACKEND = backend
+
+
 @pytest.mark.django_db
 def test_a_mail_that_could_not_be_sent_is_tried_again(xero, connection, alert_settings):
     XeroConnection.objects.update(state="error", error_code="invalid_client")
-    alert_settings.EMAIL_BACKEND = "tests.test_alerts.BrokenBackend"
+    use_mail_backend(alert_settings, "tests.test_alerts.BrokenBackend")
     assert alerts.check_alerts()["sent"] == 0
-    alert_settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    use_mail_backend(alert_settings, "django.core.mail.backends.locmem.EmailBackend")
     assert alerts.check_alerts()["sent"] == 1
     assert alerts.check_alerts()["sent"] == 0
 
