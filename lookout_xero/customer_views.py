@@ -129,7 +129,7 @@ def _locked(request):
 
 def _handle(token: str) -> str:
     """The token-free address's part for one link: names it in this session, opens nothing."""
-    return salted_hmac("lookout_xero.credentials_page", token).hexdigest()[:32]
+    return salted_hmac("lookout_xero.credentials_page", token, algorithm="sha256").hexdigest()[:32]
 
 
 def _remember(request, token: str) -> str:
