@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 CHUNK = 500
 
 # What `drain.would_write` reads of a link. Its drift says which fields are held for a person
-# (usually none: `{}`); `last_sent` is read (one query) only for a funder whose hash differs.
+# (usually none: `{}`); `last_sent` is not read (the decision is by the hash alone).
 LINK_FIELDS = (
     "drift",
     "funder_id",
