@@ -160,6 +160,22 @@ def test_an_unchanged_organisation_costs_two_queries_per_chunk(
     assert not [q for q in queries if 'id" IN (' in q["sql"]]  # key ranges, no lists of ids
 
 
+def test_changed_funders_cost_no_query_each(xero, org, organisation, connection):
+    from project.funders.models import Funder
+
+    members = synced_members(organisation, connection, 6)
+
+    def queries_to_reconcile(changed) -> int:
+        Funder.objects.filter(pk__in=[m.pk for m in changed]).update(phone=f"555 {len(changed)}")
+        with CaptureQueriesContext(db) as queries:
+            [result] = services.reconcile()
+        assert result.queued == len(changed)
+        drain_all(connection)
+        return len(queries)
+
+    assert queries_to_reconcile(members[:2]) == queries_to_reconcile(members)
+
+
 def test_a_disabled_organisation_is_never_reconciled(xero, org, organisation, connection):
     from project.funders.models import Funder
 
