@@ -121,19 +121,30 @@ LOGIN_URL = "admin:login"
 # The console by default, so the demo prints its alerts; the file backend writes to EMAIL_FILE_PATH.
 _email_backend = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 _email_file_path = env("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+# Production sends through an SMTP server (EMAIL_BACKEND=...smtp.EmailBackend, EMAIL_HOST...).
+_smtp = {
+    "host": env("EMAIL_HOST", default="localhost"),
+    "port": env.int("EMAIL_PORT", default=25),
+    "username": env("EMAIL_HOST_USER", default=""),
+    "password": env("EMAIL_HOST_PASSWORD", default=""),
+    "use_tls": env.bool("EMAIL_USE_TLS", default=False),
+}
 if django.VERSION >= (6, 1):
-    # Django 6.1 replaces EMAIL_BACKEND and EMAIL_FILE_PATH with MAILERS (and refuses both at
-    # once); the demo's environment variables keep their names on every release.
-    _file_based = _email_backend == "django.core.mail.backends.filebased.EmailBackend"
+    # Django 6.1 replaces EMAIL_BACKEND and the other EMAIL_* settings with MAILERS (and
+    # refuses both at once); the demo's environment variables keep their names on every release.
+    _options = {
+        "django.core.mail.backends.filebased.EmailBackend": {"file_path": _email_file_path},
+        "django.core.mail.backends.smtp.EmailBackend": _smtp,
+    }
     MAILERS = {
-        "default": {
-            "BACKEND": _email_backend,
-            "OPTIONS": {"file_path": _email_file_path} if _file_based else {},
-        }
+        "default": {"BACKEND": _email_backend, "OPTIONS": _options.get(_email_backend, {})}
     }
 else:
     EMAIL_BACKEND = _email_backend
     EMAIL_FILE_PATH = _email_file_path
+    EMAIL_HOST, EMAIL_PORT = _smtp["host"], _smtp["port"]
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _smtp["username"], _smtp["password"]
+    EMAIL_USE_TLS = _smtp["use_tls"]
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="lookout-xero@localhost")
 
 # --- Celery -------------------------------------------------------------------------------

@@ -21,6 +21,11 @@ PRODUCTION = {
     "SITE_URL": "https://lookout.example.com",
     "XERO_TOKEN_URL": "https://identity.xero.com/connect/token",
     "XERO_API_URL": "https://api.xero.com",
+    # Alerts must reach the team: an SMTP server, not the demo's console.
+    "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+    "EMAIL_HOST": "smtp.lookout.example.com",
+    "EMAIL_PORT": "587",
+    "EMAIL_USE_TLS": "true",
 }
 
 
