@@ -136,9 +136,7 @@ if django.VERSION >= (6, 1):
         "django.core.mail.backends.filebased.EmailBackend": {"file_path": _email_file_path},
         "django.core.mail.backends.smtp.EmailBackend": _smtp,
     }
-    MAILERS = {
-        "default": {"BACKEND": _email_backend, "OPTIONS": _options.get(_email_backend, {})}
-    }
+    MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _options.get(_email_backend, {})}}
 else:
     EMAIL_BACKEND = _email_backend
     EMAIL_FILE_PATH = _email_file_path
